@@ -1,0 +1,85 @@
+"""nox sessions: the pipeline (export -> build -> run -> compare -> report) and its checks.
+
+All sessions use the uv backend, which links TensorFlow (~1.6 GB installed) from uv's cache
+instead of copying it per session, and reuse their environments between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["interop"]
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+
+
+def install_project(session: nox.Session, extras: str = "tf,build,test") -> None:
+    """Install tfinterop (editable) with ``extras``; skipped when pyproject.toml is unchanged."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = Path(session.virtualenv.location) / ".tfinterop-installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    session.install("-e", f".[{extras}]")
+    stamp.write_text(digest)
+
+
+@nox.session(python=PYTHON)
+def interop(session: nox.Session) -> None:
+    """The main job: export the fixtures, build both consumers, run all, compare, report.
+
+    Extra arguments go to `tfinterop interop`, e.g. `nox -s interop -- --json out.json`.
+    """
+    install_project(session)
+    session.run("tfinterop", "interop", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The pytest suite (builds the consumers first; the end-to-end tests need them)."""
+    install_project(session)
+    session.run("tfinterop", "build")
+    session.run("pytest", *(session.posargs or ["-n", "2"]))
+
+
+@nox.session(python=PYTHON)
+def export(session: nox.Session) -> None:
+    """Stage 1 alone: export fixtures (cached by content); `-- --force` re-exports."""
+    install_project(session)
+    session.run("tfinterop", "export", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Stage 2 alone: build the C consumer and build+install the Rust consumer (maturin)."""
+    install_project(session)
+    session.run("tfinterop", "build", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on Python; cargo fmt --check and clippy -D warnings on Rust; the C build is -Werror."""
+    install_project(session, "tf,build,lint")
+    session.run("ruff", "check", "python", "tests", "fixtures", "noxfile.py")
+    session.run("ruff", "format", "--check", "python", "tests", "fixtures", "noxfile.py")
+    config = session.run(
+        "python", "-c",
+        "from pathlib import Path; from tfinterop.build import write_cargo_config; "
+        "from tfinterop.tfenv import find_tensorflow; "
+        "print(write_cargo_config(Path('build').resolve(), find_tensorflow()))",
+        silent=True,
+    ).strip()
+    manifest = "rust_consumer/Cargo.toml"
+    session.run("cargo", "fmt", "--manifest-path", manifest, "--check", external=True)
+    session.run(
+        "cargo", "clippy", "--manifest-path", manifest, "--config", config, "--all-targets",
+        "--", "-D", "warnings",
+        env={"CARGO_TARGET_DIR": str(ROOT / "build" / "cargo-target")}, external=True,
+    )
+    session.run("tfinterop", "build", "--consumer", "c")

@@ -1,0 +1,278 @@
+"""Command line: ``tfinterop {env,export,build,interop}`` (also ``python -m tfinterop``).
+
+User-caused errors print one line and exit non-zero; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .errors import UserError
+from .tfenv import DEFAULT_CONSUMER_ENV
+
+EXIT_FAILURES = 1
+EXIT_INTERNAL = 70
+
+
+def _default_build_dir() -> Path:
+    configured = os.environ.get("TFINTEROP_BUILD_DIR")
+    if configured:
+        return Path(configured).resolve()
+    from .build import project_root
+
+    try:
+        return project_root() / "build"
+    except UserError:
+        return Path.cwd() / "build"
+
+
+def _default_fixtures_dir() -> Path:
+    from .build import project_root
+
+    try:
+        return project_root() / "fixtures"
+    except UserError:
+        return Path.cwd() / "fixtures"
+
+
+def _threads(value: str) -> tuple[int, int]:
+    try:
+        intra, _, inter = value.partition(",")
+        result = (int(intra), int(inter or 0))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected INTRA,INTER thread counts, got {value!r}") from None
+    if min(result) < 0:
+        raise argparse.ArgumentTypeError("thread counts must be >= 0 (0 = TensorFlow's default)")
+    return result
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return number
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--build-dir", type=Path, default=None, help="where exports, builds and runs go (default: build/)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def _fixture_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fixtures-dir", type=Path, default=None, help="directory of fixture .py files (executed!)")
+    parser.add_argument("--fixture", "-f", action="append", dest="fixtures", metavar="NAME", help="only these fixtures")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--consumer", "-c", action="append", dest="consumers", metavar="NAME",
+                        help="only these consumers (python, rust, c)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the machine-readable report here")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per consumer process (default 900)")
+    parser.add_argument("-j", "--jobs", type=_positive, default=None, help="consumer processes run at once")
+    parser.add_argument("--repeat", type=_positive, default=3, help="timed steady runs per case (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs after the first (default 1)")
+    parser.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER",
+                        help="TensorFlow thread pools for every consumer (0 = TF default)")
+    parser.add_argument("--onednn", choices=("0", "1"), default=None,
+                        help="TF_ENABLE_ONEDNN_OPTS for export and consumers (default 0: reproducible)")
+    parser.add_argument("--no-build", action="store_true", help="use the consumers as built; do not rebuild")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfinterop",
+        description="Check that TensorFlow models give the same outputs in Python, Rust and C.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfinterop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    env = sub.add_parser("env", help="show the TensorFlow wheel the consumers link against")
+    env.add_argument("--json", action="store_true", help="print JSON")
+    _common(env)
+
+    export = sub.add_parser("export", help="export fixtures (frozen graph, SavedModel, inputs, references)")
+    _fixture_options(export)
+    export.add_argument("--force", action="store_true", help="ignore the export cache")
+    export.add_argument("--onednn", choices=("0", "1"), default=None)
+    _common(export)
+
+    build = sub.add_parser("build", help="build the C consumer and build+install the Rust consumer")
+    build.add_argument("--consumer", "-c", action="append", dest="consumers", choices=("c", "rust"))
+    build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    _common(build)
+
+    interop = sub.add_parser("interop", help="export, build, run every consumer, compare, report")
+    _fixture_options(interop)
+    _run_options(interop)
+    _common(interop)
+    return parser
+
+
+def _apply_environment(onednn: str | None) -> dict[str, str]:
+    """Set consumer-process defaults here, before anything imports TensorFlow in-process."""
+    environment = dict(DEFAULT_CONSUMER_ENV)
+    for key in environment:
+        if key in os.environ:
+            environment[key] = os.environ[key]
+    if onednn is not None:
+        environment["TF_ENABLE_ONEDNN_OPTS"] = onednn
+    os.environ.update(environment)
+    return environment
+
+
+def cmd_env(args: argparse.Namespace, console: Console) -> int:
+    from .tfenv import find_tensorflow
+
+    tf = find_tensorflow()
+    data = tf.as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    pin = tf.pinned or "unknown"
+    console.print(f"TensorFlow      {tf.version} ({tf.distribution}; pinned {pin})")
+    if tf.pinned and tf.pinned != tf.version:
+        console.print(f"[bold red]warning:[/] installed {tf.version} differs from the pin {tf.pinned}")
+    console.print(f"library dir     {tf.library_dir}")
+    console.print(f"include dir     {tf.include_dir}")
+    console.print(f"C flags         {' '.join(tf.c_flags())}")
+    console.print(f"link flags      {' '.join(tf.link_flags())}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    _apply_environment(args.onednn)
+    from .export import export_fixtures
+    from .fixtures import BrokenFixture, load_fixtures
+
+    loaded = load_fixtures(args.fixtures_dir or _default_fixtures_dir(), args.fixtures)
+    failed = 0
+    for broken in [f for f in loaded if isinstance(f, BrokenFixture)]:
+        console.print(f"[red]ERROR[/] {broken.name}: {broken.error}")
+        failed += 1
+    fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
+    outcomes = export_fixtures(
+        fixtures, args.build_dir / "exports", force=args.force,
+        on_start=lambda f, cached: None if cached else console.print(f"exporting {f.name} ..."),
+    )
+    for outcome in outcomes:
+        if outcome.error:
+            failed += 1
+            console.print(f"[red]ERROR[/] {outcome.fixture}: {outcome.error}")
+        else:
+            state = "cached" if outcome.cached else f"exported in {outcome.seconds:.1f}s"
+            console.print(f"{outcome.fixture}: {state} -> {outcome.manifest.directory}")  # type: ignore[union-attr]
+    return EXIT_FAILURES if failed else 0
+
+
+def cmd_build(args: argparse.Namespace, console: Console) -> int:
+    from .build import build_all
+
+    for outcome in build_all(args.build_dir, force=args.force, consumers=tuple(args.consumers or ("c", "rust"))):
+        state = f"built in {outcome.seconds:.1f}s" if outcome.built else "up to date"
+        console.print(f"{outcome.consumer} consumer: {state} ({outcome.path})")
+    return 0
+
+
+def cmd_interop(args: argparse.Namespace, console: Console) -> int:
+    environment = _apply_environment(args.onednn)
+    from . import consumers as consumer_registry
+    from .build import BuildError, build_all
+    from .export import export_fixtures
+    from .fixtures import BrokenFixture, load_fixtures
+    from .pipeline import (
+        FAILING, RunSettings, broken_fixture_cells, cases_from_manifest, environment_record,
+        error_cells, run_consumers,
+    )
+    from .report import document, render_table, write_json
+
+    timings: dict[str, float] = {}
+    consumers = consumer_registry.by_name(args.consumers)
+    started = time.perf_counter()
+    loaded = load_fixtures(args.fixtures_dir or _default_fixtures_dir(), args.fixtures)
+    fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
+    cells = [c for b in loaded if isinstance(b, BrokenFixture) for c in broken_fixture_cells(b, consumers)]
+
+    outcomes = export_fixtures(
+        fixtures, args.build_dir / "exports",
+        on_start=lambda f, cached: None if cached else console.print(f"[dim]exporting {f.name} ...[/]"),
+    )
+    timings["export_s"] = time.perf_counter() - started
+    refs = []
+    for fixture, outcome in zip(fixtures, outcomes, strict=True):
+        if outcome.manifest is None:
+            cells += error_cells(fixture.name, consumers, f"export failed: {outcome.error}")
+        else:
+            refs += cases_from_manifest(fixture, outcome.manifest)
+
+    started = time.perf_counter()
+    if not args.no_build:
+        wanted = tuple(c.name for c in consumers if c.name in ("c", "rust"))
+        for name in wanted:
+            try:
+                for outcome in build_all(args.build_dir, consumers=(name,)):
+                    if outcome.built:
+                        console.print(f"[dim]built {outcome.consumer} consumer in {outcome.seconds:.1f}s[/]")
+            except BuildError as exc:
+                console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
+    timings["build_s"] = time.perf_counter() - started
+
+    settings = RunSettings(
+        build_dir=args.build_dir,
+        timeout_s=args.timeout,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        threads=args.threads,
+        environment=environment,
+        **({"jobs": args.jobs} if args.jobs else {}),
+    )
+    started = time.perf_counter()
+    run_cells, consumer_info = run_consumers(consumers, refs, settings)
+    cells += run_cells
+    timings["run_and_compare_s"] = time.perf_counter() - started
+    render_table(cells, console)
+    if args.json:
+        write_json(
+            args.json,
+            document(cells, environment_record(settings, consumer_info), {"timings": {k: round(v, 3) for k, v in timings.items()}}),
+        )
+        console.print(f"report written to {args.json}")
+    return EXIT_FAILURES if any(c.status in FAILING for c in cells) else 0
+
+
+COMMANDS = {"env": cmd_env, "export": cmd_export, "build": cmd_build, "interop": cmd_interop}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if getattr(args, "build_dir", None) is None and hasattr(args, "build_dir"):
+        args.build_dir = _default_build_dir()
+    try:
+        return COMMANDS[args.command](args, console)
+    except UserError as exc:
+        if args.debug:
+            raise
+        error_console.print(f"tfinterop: error: {exc}", markup=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error_console.print("tfinterop: interrupted")
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        error_console.print(
+            f"tfinterop: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            markup=False,
+        )
+        return EXIT_INTERNAL

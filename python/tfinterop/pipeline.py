@@ -1,0 +1,300 @@
+"""The pipeline: export -> build -> run -> compare -> report, as one function per stage.
+
+``run_interop`` ties them together for the built-in (or user) fixtures. Every fixture x
+format x signature x consumer becomes a ``Cell``; nothing raised by one cell stops another.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, tensors
+from . import plan as plan_format
+from .compare import OutputComparison, compare
+from .consumers import Consumer
+from .fixtures import BrokenFixture, Expectation, Fixture, Tolerance
+from .manifest import Case, Manifest
+from .run import ConsumerRun, run_consumer
+
+STATUSES = ("pass", "fail", "error", "skip", "xfail", "xpass")
+FAILING = frozenset({"fail", "error", "xpass"})
+RUNS_KEPT = 3
+
+
+@dataclass
+class Cell:
+    fixture: str
+    format: str
+    signature: str
+    consumer: str
+    status: str
+    message: str = ""
+    max_abs: float | None = None
+    max_rel: float | None = None
+    load_s: float | None = None
+    first_run_s: float | None = None
+    steady_s: list[float] = field(default_factory=list)
+    outputs: list[OutputComparison] = field(default_factory=list)
+
+    @property
+    def steady_median_s(self) -> float | None:
+        return float(np.median(self.steady_s)) if self.steady_s else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fixture": self.fixture,
+            "format": self.format,
+            "signature": self.signature,
+            "consumer": self.consumer,
+            "status": self.status,
+            "message": self.message,
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "load_s": self.load_s,
+            "first_run_s": self.first_run_s,
+            "steady_median_s": self.steady_median_s,
+            "steady_s": self.steady_s,
+            "outputs": [o.as_dict() for o in self.outputs],
+        }
+
+
+@dataclass
+class CaseRef:
+    """A manifest case plus what the comparison needs (fixture tolerances, expectations)."""
+
+    fixture: str
+    case: Case
+    directory: Path
+    tolerance_for: Callable[[str], Tolerance]
+    expectation_for: Callable[[str, str, str], Expectation | None]
+    requires: dict[str, str]
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.fixture}/{self.case.format}/{self.case.signature}"
+
+
+def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
+    return [
+        CaseRef(
+            fixture.name,
+            case,
+            manifest.directory,
+            fixture.tolerance_for,
+            fixture.expectation_for,
+            fixture.requires,
+        )
+        for case in manifest.cases
+    ]
+
+
+def _unrunnable_reason(consumer: Consumer, ref: CaseRef) -> Expectation | None:
+    """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason)."""
+    declared = ref.expectation_for(consumer.name, ref.case.format, ref.case.signature)
+    if declared is not None:
+        return declared
+    if not consumer.supports(ref.case.format):
+        return Expectation("skip", f"{consumer.name} does not load the {ref.case.format} format")
+    for capability, reason in ref.requires.items():
+        if not consumer.supports(capability):
+            return Expectation("xfail", f"{consumer.name} lacks {capability}: {reason}")
+    return None
+
+
+def build_plan(
+    consumer: Consumer, refs: Iterable[CaseRef], out_dir: Path, *, warmup: int, repeat: int, threads: tuple[int, int]
+) -> plan_format.Plan:
+    plan = plan_format.Plan(intra_op_threads=threads[0], inter_op_threads=threads[1])
+    for ref in refs:
+        expectation = _unrunnable_reason(consumer, ref)
+        if expectation is not None and expectation.kind == "skip":
+            continue
+        job_dir = out_dir / ref.fixture / ref.case.format / ref.case.signature
+        job_dir.mkdir(parents=True, exist_ok=True)
+        plan.jobs.append(
+            plan_format.Job(
+                id=ref.job_id,
+                model=str(ref.directory / ref.case.model),
+                format=ref.case.format,
+                tags=ref.case.tags or ["serve"],
+                signature=ref.case.signature,
+                inputs=[
+                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file)) for e in ref.case.inputs
+                ],
+                outputs=[
+                    plan_format.PlanTensor(e.key, e.tensor, str(job_dir / Path(e.file).name))
+                    for e in ref.case.outputs
+                ],
+                warmup=warmup,
+                repeat=repeat,
+            )
+        )
+    return plan
+
+
+def compare_job(ref: CaseRef, consumer: str, record: dict[str, Any] | None, failure: str | None) -> Cell:
+    cell = Cell(ref.fixture, ref.case.format, ref.case.signature, consumer, "error")
+    if record is None:
+        cell.message = failure or "consumer reported nothing for this job"
+        return cell
+    cell.load_s = record.get("load_s")
+    cell.first_run_s = record.get("first_run_s")
+    cell.steady_s = [float(s) for s in record.get("steady_s") or []]
+    if record.get("status") != "ok":
+        cell.message = f"[{record.get('stage', '?')}] {record.get('error', 'no error message')}"
+        return cell
+    written = {o.get("key"): o for o in record.get("outputs") or [] if isinstance(o, dict)}
+    messages = []
+    for expected_entry in ref.case.outputs:
+        tolerance = ref.tolerance_for(expected_entry.key)
+        expected = tensors.read_tensor(ref.directory / expected_entry.file, expected_entry.dtype)
+        produced = written.get(expected_entry.key)
+        if produced is None:
+            messages.append(f"output {expected_entry.key}: not written by the consumer")
+            continue
+        try:
+            actual = tensors.read_tensor(produced["file"], produced.get("dtype"))
+        except Exception as exc:  # a garbage output file is a failed cell, not a crash
+            messages.append(f"output {expected_entry.key}: unreadable ({exc})")
+            continue
+        result = compare(expected_entry.key, actual, expected, tolerance)
+        cell.outputs.append(result)
+        if not result.passed:
+            messages.append(result.summary())
+    errors = [o for o in cell.outputs if o.max_abs is not None]
+    cell.max_abs = max((o.max_abs for o in errors), default=None)  # type: ignore[type-var]
+    rels = [o.max_rel for o in cell.outputs if o.max_rel is not None]
+    cell.max_rel = max(rels, default=None)
+    cell.status = "fail" if messages else "pass"
+    cell.message = " || ".join(messages)
+    return cell
+
+
+def apply_expectation(cell: Cell, expectation: Expectation | None) -> Cell:
+    if expectation is None:
+        return cell
+    if expectation.kind == "skip":
+        cell.status, cell.message = "skip", expectation.reason
+    elif cell.status == "pass":
+        cell.status = "xpass"
+        cell.message = f"expected to fail ({expectation.reason}) but passed: remove the declaration"
+    else:
+        cell.message = f"expected failure: {expectation.reason} — observed: {cell.message}"
+        cell.status = "xfail"
+    return cell
+
+
+@dataclass
+class RunSettings:
+    build_dir: Path
+    timeout_s: float = 600.0
+    jobs: int = max(1, min(os.cpu_count() or 1, 2))
+    warmup: int = 0
+    repeat: int = 3
+    threads: tuple[int, int] = (0, 0)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def run_consumers(
+    consumers: list[Consumer],
+    refs: list[CaseRef],
+    settings: RunSettings,
+    on_done: Callable[[ConsumerRun], None] | None = None,
+) -> tuple[list[Cell], dict[str, dict[str, Any]]]:
+    """Run every consumer over every case (one process per consumer) and compare.
+
+    Returns the cells and, per consumer, what it reported about itself (binding, TF
+    version, peak RSS, wall time)."""
+    runs_root = settings.build_dir / "runs"
+    runs_root.mkdir(parents=True, exist_ok=True)
+    _prune_runs(runs_root)
+    run_dir = runs_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    cells: list[Cell] = []
+    runnable: list[tuple[Consumer, plan_format.Plan]] = []
+    for consumer in consumers:
+        missing = consumer.missing(settings.build_dir)
+        if missing:
+            for ref in refs:
+                expectation = _unrunnable_reason(consumer, ref)
+                cell = Cell(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "error", missing)
+                cells.append(apply_expectation(cell, expectation) if expectation and expectation.kind == "skip" else cell)
+            continue
+        plan = build_plan(
+            consumer, refs, run_dir / consumer.name,
+            warmup=settings.warmup, repeat=settings.repeat, threads=settings.threads,
+        )
+        runnable.append((consumer, plan))
+
+    def execute(item: tuple[Consumer, plan_format.Plan]) -> ConsumerRun:
+        consumer, plan = item
+        if not plan.jobs:
+            return ConsumerRun(consumer.name, [])
+        run = run_consumer(
+            consumer, plan, run_dir / consumer.name, settings.build_dir,
+            timeout_s=settings.timeout_s, environment=settings.environment,
+        )
+        if on_done:
+            on_done(run)
+        return run
+
+    with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+        runs = list(pool.map(execute, runnable))
+    consumer_info: dict[str, dict[str, Any]] = {}
+    for (consumer, _plan), run in zip(runnable, runs, strict=True):
+        consumer_info[consumer.name] = {
+            **{k: v for k, v in run.info.items() if k != "record"},
+            "max_rss_kb": run.done.get("max_rss_kb"),
+            "wall_s": round(run.wall_s, 3),
+        }
+        failure = run.failure.describe() if run.failure else None
+        if run.protocol_errors and not failure:
+            failure = f"{consumer.name} broke the contract: {run.protocol_errors[0]}"
+        for ref in refs:
+            expectation = _unrunnable_reason(consumer, ref)
+            if expectation is not None and expectation.kind == "skip":
+                cells.append(apply_expectation(Cell(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "skip"), expectation))
+                continue
+            cell = compare_job(ref, consumer.name, run.jobs.get(ref.job_id), failure)
+            cells.append(apply_expectation(cell, expectation))
+    return cells, consumer_info
+
+
+def _prune_runs(runs_root: Path) -> None:
+    old = sorted((p for p in runs_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for path in old[:-RUNS_KEPT] if len(old) > RUNS_KEPT else []:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def error_cells(name: str, consumers: list[Consumer], message: str, formats: Iterable[str] = ("*",)) -> list[Cell]:
+    return [Cell(name, fmt, "*", c.name, "error", message) for fmt in formats for c in consumers]
+
+
+def broken_fixture_cells(broken: BrokenFixture, consumers: list[Consumer]) -> list[Cell]:
+    return error_cells(broken.name, consumers, f"fixture failed to load: {broken.error}")
+
+
+def environment_record(settings: RunSettings, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from .tfenv import find_tensorflow
+
+    tf = find_tensorflow()
+    return {
+        "tfinterop": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "tensorflow": {"version": tf.version, "distribution": tf.distribution, "library_dir": tf.library_dir},
+        "consumer_environment": settings.environment,
+        "threads": {"intra_op": settings.threads[0], "inter_op": settings.threads[1]},
+        "consumers": runs,
+    }

@@ -1,0 +1,8 @@
+//! tfinterop consumer on the `tensorflow` crate: plan parsing, tensor files and
+//! job execution. The binary (`src/main.rs`) only wires these to the CLI.
+
+pub mod panics;
+pub mod plan;
+pub mod results;
+pub mod runner;
+pub mod tensors;

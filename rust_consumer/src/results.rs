@@ -1,0 +1,116 @@
+//! JSON Lines result records, flushed one by one so a crash keeps finished jobs.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::runner::{JobError, JobSuccess, OutputRecord, Stage};
+
+pub const CONSUMER_NAME: &str = "rust";
+pub const CONTRACT_VERSION: u32 = 1;
+/// Must follow the `=` pin of `tensorflow` in Cargo.toml.
+pub const BINDING: &str = "tensorflow crate 0.17.0";
+
+#[derive(Serialize)]
+struct ConsumerRecord<'a> {
+    record: &'static str,
+    name: &'static str,
+    contract: u32,
+    tf_version: &'a str,
+    binding: &'static str,
+}
+
+#[derive(Serialize)]
+struct JobOkRecord<'a> {
+    record: &'static str,
+    id: &'a str,
+    status: &'static str,
+    load_s: f64,
+    first_run_s: f64,
+    steady_s: &'a [f64],
+    outputs: &'a [OutputRecord],
+}
+
+#[derive(Serialize)]
+struct JobErrorRecord<'a> {
+    record: &'static str,
+    id: &'a str,
+    status: &'static str,
+    stage: Stage,
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct DoneRecord {
+    record: &'static str,
+    jobs: usize,
+    failed: usize,
+    max_rss_kb: i64,
+}
+
+pub struct ResultsWriter {
+    out: Box<dyn Write>,
+}
+
+impl ResultsWriter {
+    pub fn new(out: Box<dyn Write>) -> Self {
+        ResultsWriter { out }
+    }
+
+    fn write<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    pub fn consumer(&mut self, tf_version: &str) -> io::Result<()> {
+        self.write(&ConsumerRecord {
+            record: "consumer",
+            name: CONSUMER_NAME,
+            contract: CONTRACT_VERSION,
+            tf_version,
+            binding: BINDING,
+        })
+    }
+
+    pub fn job(&mut self, id: &str, result: &Result<JobSuccess, JobError>) -> io::Result<()> {
+        match result {
+            Ok(ok) => self.write(&JobOkRecord {
+                record: "job",
+                id,
+                status: "ok",
+                load_s: ok.load_s,
+                first_run_s: ok.first_run_s,
+                steady_s: &ok.steady_s,
+                outputs: &ok.outputs,
+            }),
+            Err(e) => self.write(&JobErrorRecord {
+                record: "job",
+                id,
+                status: "error",
+                stage: e.stage,
+                error: &e.message,
+            }),
+        }
+    }
+
+    pub fn done(&mut self, jobs: usize, failed: usize) -> io::Result<()> {
+        self.write(&DoneRecord {
+            record: "done",
+            jobs,
+            failed,
+            max_rss_kb: max_rss_kb(),
+        })
+    }
+}
+
+/// Peak resident set size in KiB (`ru_maxrss` is KiB on Linux).
+pub fn max_rss_kb() -> i64 {
+    // SAFETY: getrusage only writes into the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        -1
+    }
+}

@@ -1,0 +1,339 @@
+//! Runs one job: load, resolve, read inputs, run, write outputs, time.
+
+use std::cell::Cell;
+use std::fmt::Display;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::anyhow;
+use serde::Serialize;
+use tensorflow::{
+    DataType, Graph, ImportGraphDefOptions, Operation, OutputName, SavedModelBundle, Session,
+    SessionOptions, SessionRunArgs,
+};
+
+use crate::plan::{canonical_tensor_name, Format, InputSource, JobSpec, Threads};
+use crate::tensors::{element_count, read_png, HostTensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Plan,
+    Load,
+    Resolve,
+    ReadInput,
+    Run,
+    WriteOutput,
+}
+
+#[derive(Debug)]
+pub struct JobError {
+    pub stage: Stage,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputRecord {
+    pub key: String,
+    pub tensor: String,
+    pub dtype: &'static str,
+    pub shape: Vec<u64>,
+    pub file: String,
+}
+
+#[derive(Debug)]
+pub struct JobSuccess {
+    pub load_s: f64,
+    pub first_run_s: f64,
+    pub steady_s: Vec<f64>,
+    pub outputs: Vec<OutputRecord>,
+}
+
+/// Attaches the stage (the one `run_job` is in) to any error.
+trait At<T> {
+    fn at(self, stage: Stage) -> Result<T, JobError>;
+}
+
+impl<T, E: Display> At<T> for Result<T, E> {
+    fn at(self, stage: Stage) -> Result<T, JobError> {
+        // `{:#}` prints an anyhow error with its context chain on one line.
+        self.map_err(|e| JobError {
+            stage,
+            message: format!("{e:#}"),
+        })
+    }
+}
+
+/// Serialized `ConfigProto`: intra_op_parallelism_threads (field 2) and
+/// inter_op_parallelism_threads (field 5) as varints; 0 is proto3's default
+/// and is left out.
+pub fn config_proto(t: Threads) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (field, value) in [(2u8, t.intra), (5u8, t.inter)] {
+        if value != 0 {
+            buf.push(field << 3); // wire type 0 = varint
+            let mut v = u64::from(value);
+            while v >= 0x80 {
+                buf.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            buf.push(v as u8);
+        }
+    }
+    buf
+}
+
+/// A graph tensor, resolved.
+struct Endpoint {
+    op: Operation,
+    index: i32,
+    name: String,
+    dtype: DataType,
+}
+
+enum Loaded {
+    Frozen(Session),
+    SavedModel(SavedModelBundle),
+}
+
+impl Loaded {
+    fn session(&self) -> &Session {
+        match self {
+            Loaded::Frozen(s) => s,
+            Loaded::SavedModel(b) => &b.session,
+        }
+    }
+}
+
+/// Runs a job. `stage` is kept current so that a caught panic can be attributed.
+pub fn run_job(
+    spec: &JobSpec,
+    threads: Option<Threads>,
+    stage: &Cell<Stage>,
+) -> Result<JobSuccess, JobError> {
+    stage.set(Stage::Load);
+    let mut options = SessionOptions::new();
+    if let Some(t) = threads {
+        options.set_config(&config_proto(t)).at(Stage::Load)?;
+    }
+    let mut graph = Graph::new();
+    let t0 = Instant::now();
+    let loaded = match spec.format {
+        Format::Frozen => {
+            let bytes = std::fs::read(&spec.model)
+                .map_err(|e| anyhow!("cannot read {}: {e}", spec.model))
+                .at(Stage::Load)?;
+            graph
+                .import_graph_def(&bytes, &ImportGraphDefOptions::new())
+                .at(Stage::Load)?;
+            Loaded::Frozen(Session::new(&options, &graph).at(Stage::Load)?)
+        }
+        Format::SavedModel => Loaded::SavedModel(
+            SavedModelBundle::load(&options, &spec.tags, &mut graph, &spec.model)
+                .at(Stage::Load)?,
+        ),
+    };
+    let load_s = t0.elapsed().as_secs_f64();
+
+    stage.set(Stage::Resolve);
+    let inputs = spec
+        .inputs
+        .iter()
+        .map(|i| resolve(&loaded, &graph, spec, &i.key, i.tensor.as_deref(), true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = spec
+        .outputs
+        .iter()
+        .map(|o| resolve(&loaded, &graph, spec, &o.key, o.tensor.as_deref(), false))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    stage.set(Stage::ReadInput);
+    let mut feeds = Vec::with_capacity(inputs.len());
+    for (input, ep) in spec.inputs.iter().zip(&inputs) {
+        let what = format!("input '{}'", input.key);
+        let tensor = match &input.source {
+            InputSource::Npy(file) => HostTensor::read(ep.dtype, Path::new(file), &what),
+            InputSource::Png(file) if ep.dtype == DataType::Float => read_png(Path::new(file)),
+            InputSource::Png(_) => Err(anyhow!(
+                "{what}: an image feeds float32 but the graph's dtype is {}",
+                ep.dtype
+            )),
+        }
+        .at(Stage::ReadInput)?;
+        check_count(&graph, ep, tensor.dims(), &what).at(Stage::ReadInput)?;
+        feeds.push(tensor);
+    }
+
+    let session = loaded.session();
+    let run_once = |fetch: bool| -> Result<(f64, Vec<HostTensor>), JobError> {
+        let mut args = SessionRunArgs::new();
+        for (t, ep) in feeds.iter().zip(&inputs) {
+            t.feed(&mut args, &ep.op, ep.index);
+        }
+        let tokens: Vec<_> = outputs
+            .iter()
+            .map(|ep| args.request_fetch(&ep.op, ep.index))
+            .collect();
+        let t0 = Instant::now();
+        session.run(&mut args).at(Stage::Run)?;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let mut fetched = Vec::new();
+        if fetch {
+            for (pos, token) in tokens.into_iter().enumerate() {
+                fetched.push(HostTensor::fetch(&mut args, token, pos).at(Stage::Run)?);
+            }
+        }
+        Ok((elapsed, fetched))
+    };
+
+    stage.set(Stage::Run);
+    let (first_run_s, fetched) = run_once(true)?;
+
+    stage.set(Stage::WriteOutput);
+    let mut records = Vec::with_capacity(fetched.len());
+    for ((spec_out, ep), t) in spec.outputs.iter().zip(&outputs).zip(&fetched) {
+        let what = format!("string output '{}'", spec_out.key);
+        t.write(Path::new(&spec_out.file), &what)
+            .at(Stage::WriteOutput)?;
+        records.push(OutputRecord {
+            key: spec_out.key.clone(),
+            tensor: ep.name.clone(),
+            dtype: t.dtype_name(),
+            shape: t.dims().to_vec(),
+            file: spec_out.file.clone(),
+        });
+    }
+    drop(fetched);
+
+    stage.set(Stage::Run);
+    for _ in 0..spec.warmup {
+        run_once(false)?;
+    }
+    let mut steady_s = Vec::with_capacity(spec.repeat as usize);
+    for _ in 0..spec.repeat {
+        steady_s.push(run_once(false)?.0);
+    }
+    Ok(JobSuccess {
+        load_s,
+        first_run_s,
+        steady_s,
+        outputs: records,
+    })
+}
+
+/// KEY -> graph tensor. SavedModel: through the SignatureDef, checked against the
+/// plan's TENSOR. Frozen: KEY is the tensor name.
+fn resolve(
+    loaded: &Loaded,
+    graph: &Graph,
+    spec: &JobSpec,
+    key: &str,
+    plan_tensor: Option<&str>,
+    is_input: bool,
+) -> Result<Endpoint, JobError> {
+    let kind = if is_input { "input" } else { "output" };
+    let name: OutputName = match loaded {
+        Loaded::SavedModel(bundle) => {
+            let sig = bundle
+                .meta_graph_def()
+                .get_signature(&spec.signature)
+                .at(Stage::Resolve)?;
+            let info = if is_input {
+                sig.get_input(key)
+            } else {
+                sig.get_output(key)
+            }
+            .map_err(|e| anyhow!("signature '{}': {e}", spec.signature))
+            .at(Stage::Resolve)?;
+            let name = info.name().clone();
+            if let Some(t) = plan_tensor {
+                if canonical_tensor_name(t) != name.to_string() {
+                    return Err(anyhow!(
+                        "signature '{}' {kind} '{key}' resolves to '{name}', the plan says '{t}'",
+                        spec.signature
+                    ))
+                    .at(Stage::Resolve);
+                }
+            }
+            name
+        }
+        Loaded::Frozen(_) => key
+            .parse()
+            .map_err(|e| anyhow!("{kind} '{key}' is not a tensor name: {e}"))
+            .at(Stage::Resolve)?,
+    };
+    let op = graph
+        .operation_by_name_required(&name.name)
+        .map_err(|e| anyhow!("{kind} '{key}' ({name}): {e}"))
+        .at(Stage::Resolve)?;
+    // output_type() on an index the op does not have is undefined behaviour in TF.
+    let index = usize::try_from(name.index)
+        .ok()
+        .filter(|i| *i < op.num_outputs())
+        .ok_or_else(|| {
+            anyhow!(
+                "{kind} '{key}': operation '{}' has {} output(s), no output {}",
+                name.name,
+                op.num_outputs(),
+                name.index
+            )
+        })
+        .at(Stage::Resolve)?;
+    Ok(Endpoint {
+        dtype: op.output_type(index),
+        op,
+        index: name.index,
+        name: name.to_string(),
+    })
+}
+
+/// The file's element count must match the graph's when the graph knows it;
+/// the shape fed is the file's.
+fn check_count(graph: &Graph, ep: &Endpoint, dims: &[u64], what: &str) -> anyhow::Result<()> {
+    let shape = graph.tensor_shape(tensorflow::Output {
+        operation: ep.op.clone(),
+        index: ep.index,
+    })?;
+    let shape: Option<Vec<Option<i64>>> = shape.into();
+    let known: Option<Vec<u64>> = shape.and_then(|s| {
+        s.into_iter()
+            .map(|d| d.and_then(|d| u64::try_from(d).ok()))
+            .collect()
+    });
+    if let Some(known) = known {
+        let want = element_count(&known);
+        let got = element_count(dims);
+        anyhow::ensure!(
+            want == got,
+            "{what}: file has shape {dims:?} ({} elements), graph tensor '{}' has shape {known:?} ({} elements)",
+            got.map_or("too many".into(), |n| n.to_string()),
+            ep.name,
+            want.map_or("too many".into(), |n| n.to_string()),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_proto_encoding() {
+        assert_eq!(
+            config_proto(Threads { intra: 0, inter: 0 }),
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            config_proto(Threads { intra: 2, inter: 1 }),
+            vec![0x10, 2, 0x28, 1]
+        );
+        assert_eq!(
+            config_proto(Threads {
+                intra: 300,
+                inter: 0
+            }),
+            vec![0x10, 0xac, 0x02]
+        );
+    }
+}

@@ -1,0 +1,43 @@
+"""Shared test fixtures: the project's exports (content-cached under build/) and consumers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("TFINTEROP_BUILD_DIR", ROOT / "build"))
+
+# Same defaults the CLI gives consumer processes, before anything imports TensorFlow.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@pytest.fixture(scope="session")
+def build_dir() -> Path:
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def project_fixtures():
+    from tfinterop.fixtures import load_fixtures
+
+    return {f.name: f for f in load_fixtures(ROOT / "fixtures")}
+
+
+@pytest.fixture(scope="session")
+def manifests(project_fixtures):
+    """Exports of the built-in fixtures (reused from build/exports when fresh)."""
+    from tfinterop.export import export_fixtures
+
+    outcomes = export_fixtures(list(project_fixtures.values()), BUILD / "exports")
+    failed = [f"{o.fixture}: {o.error}" for o in outcomes if o.manifest is None]
+    assert not failed, failed
+    return {o.fixture: o.manifest for o in outcomes}
+
+
+def python_exe() -> str:
+    return sys.executable

@@ -1,0 +1,124 @@
+"""Comparison rules: numpy's isclose semantics, exact ints/bools/strings, clear messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfinterop.compare import compare
+from tfinterop.fixtures import Tolerance
+
+EXACT = Tolerance(0.0, 0.0)
+
+
+def test_identical_floats_pass_with_zero_error() -> None:
+    x = np.linspace(-3, 3, 7, dtype=np.float32)
+    result = compare("y", x.copy(), x, EXACT)
+    assert result.passed and result.max_abs == 0.0 and result.mismatches == 0
+
+
+def test_rule_is_atol_plus_rtol_times_expected() -> None:
+    expected = np.array([100.0, 1.0], dtype=np.float32)
+    actual = np.array([100.0 + 1.5e-3, 1.0], dtype=np.float32)
+    # allowed at [0] = 1e-3 + 1e-5*100 = 2e-3 > 1.5e-3
+    assert compare("y", actual, expected, Tolerance(atol=1e-3, rtol=1e-5)).passed
+    # allowed = 1e-4 + 1e-6*100 = 2e-4 < 1.5e-3
+    result = compare("y", actual, expected, Tolerance(atol=1e-4, rtol=1e-6))
+    assert not result.passed and result.mismatches == 1
+    assert result.worst[0].index == [0]
+
+
+def test_rule_matches_numpy_isclose_on_random_data() -> None:
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal(1000)
+    actual = expected + rng.standard_normal(1000) * 1e-5
+    tolerance = Tolerance(atol=1e-6, rtol=1e-5)
+    result = compare("y", actual, expected, tolerance)
+    assert result.mismatches == int((~np.isclose(actual, expected, rtol=1e-5, atol=1e-6)).sum())
+
+
+def test_nan_at_same_positions_passes_and_elsewhere_fails() -> None:
+    expected = np.array([1.0, np.nan, 3.0])
+    assert compare("y", expected.copy(), expected, EXACT).passed
+    moved = np.array([np.nan, 2.0, 3.0])
+    result = compare("y", moved, expected, Tolerance(1.0, 1.0))
+    assert not result.passed
+    assert "NaN positions differ (1 unexpected NaN, 1 expected NaN missing)" in result.summary()
+    assert result.min_atol is None  # no tolerance makes a NaN equal a number
+
+
+def test_signed_zeros_are_equal_and_infinities_must_match() -> None:
+    assert compare("y", np.array([-0.0]), np.array([0.0]), EXACT).passed
+    assert compare("y", np.array([np.inf, -np.inf]), np.array([np.inf, -np.inf]), EXACT).passed
+    result = compare("y", np.array([np.inf]), np.array([-np.inf]), Tolerance(1e9, 1e9))
+    assert not result.passed and result.max_abs == np.inf
+
+
+def test_integers_and_bools_are_exact() -> None:
+    expected = np.array([[1, 2], [3, 4]], dtype=np.int64)
+    actual = expected.copy()
+    actual[1, 0] = 30
+    result = compare("labels", actual, expected, Tolerance(1e6, 1e6))  # tolerances ignored
+    assert not result.passed and result.mismatches == 1
+    assert result.worst[0].index == [1, 0] and result.max_abs == 27.0
+    assert compare("m", np.array([True, False]), np.array([True, False]), EXACT).passed
+    assert not compare("m", np.array([True, True]), np.array([True, False]), EXACT).passed
+
+
+def test_strings_compare_bytes_exactly() -> None:
+    expected = np.array([b"cat", b"a\x00b", b"\xff" * 30], dtype=object)
+    assert compare("label", expected.copy(), expected, EXACT).passed
+    actual = expected.copy()
+    actual[1] = b"a\x00c"
+    result = compare("label", actual, expected, EXACT)
+    assert not result.passed and result.worst[0].index == [1]
+
+
+@pytest.mark.parametrize(
+    ("actual", "problem"),
+    [
+        (np.zeros((2, 3), np.float32), "shape (2, 3) != expected (3, 2)"),
+        (np.zeros((3, 2), np.float64), "dtype float64 != expected float32"),
+        (np.zeros((3, 2), np.int32), "dtype int32 != expected float32"),
+    ],
+)
+def test_shape_and_dtype_must_match_exactly(actual: np.ndarray, problem: str) -> None:
+    result = compare("y", actual, np.zeros((3, 2), np.float32), Tolerance(1.0, 1.0))
+    assert not result.passed and result.problems == [problem]
+    assert problem in result.summary()
+
+
+def test_failure_message_names_counts_worst_and_minimum_tolerance() -> None:
+    expected = np.ones((4, 4), np.float32)
+    actual = expected.copy()
+    actual[2, 3] += 1e-3
+    actual[0, 1] += 2e-4
+    result = compare("probabilities", actual, expected, Tolerance(atol=1e-6, rtol=1e-6))
+    text = result.summary()
+    assert text.startswith("output probabilities: 2/16 elements differ beyond atol=1e-06 rtol=1e-06")
+    assert "at (2, 3)" in text and text.index("(2, 3)") < text.index("(0, 1)")  # worst first
+    assert result.min_atol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
+    assert result.min_rtol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
+    # The suggested tolerance really passes, and a slightly smaller one does not.
+    assert compare("p", actual, expected, Tolerance(atol=result.min_atol * 1.0001, rtol=1e-6)).passed
+    assert not compare("p", actual, expected, Tolerance(atol=result.min_atol * 0.99, rtol=1e-6)).passed
+
+
+def test_relative_error_against_zero_is_infinite_and_no_rtol_helps() -> None:
+    result = compare("y", np.array([1e-3]), np.array([0.0]), Tolerance(0.0, 1e-3))
+    assert not result.passed and result.max_rel == np.inf
+    assert result.min_rtol is None and result.min_atol == pytest.approx(1e-3)
+
+
+def test_complex_and_float16_are_compared_in_wide_precision() -> None:
+    expected = np.array([1 + 1j, 2 - 1j], dtype=np.complex64)
+    assert compare("z", expected.copy(), expected, EXACT).passed
+    assert not compare("z", expected + 1e-3j, expected, Tolerance(1e-4, 0)).passed
+    half = np.array([0.1, 65504.0], dtype=np.float16)
+    assert compare("h", half.copy(), half, EXACT).passed
+
+
+def test_zero_size_and_scalar_outputs() -> None:
+    assert compare("empty", np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), EXACT).passed
+    assert compare("s", np.array(2.5), np.array(2.5), EXACT).passed
+    assert not compare("s", np.array(2.5), np.array(2.0), EXACT).passed

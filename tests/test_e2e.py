@@ -1,0 +1,57 @@
+"""End to end: `tfinterop interop` on the built-in fixtures through Python, Rust and C."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tfinterop", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_path) -> None:
+    report = tmp_path / "report.json"
+    result = run_cli("interop", "--build-dir", str(build_dir), "--json", str(report), "--no-build")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(report.read_text())
+    cells = {(r["fixture"], r["format"], r["consumer"]): r for r in data["rows"]}
+    expected = {
+        (f, fmt, c) for f in ("linear", "mobilenet_v3") for fmt in ("frozen", "saved_model") for c in ("python", "rust", "c")
+    }
+    assert expected <= set(cells), sorted(expected - set(cells))
+    for key in expected:
+        row = cells[key]
+        assert row["status"] == "pass", (key, row["message"])
+        assert row["max_abs"] is not None and row["load_s"] is not None and row["steady_s"]
+    # linear is exact everywhere; the C frozen graph matches Python's v1 Session bit for bit.
+    assert all(cells[("linear", fmt, c)]["max_abs"] == 0 for fmt in ("frozen", "saved_model") for c in ("python", "rust", "c"))
+    env = data["environment"]
+    assert env["consumer_environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert env["tensorflow"]["version"] == "2.21.0"
+    assert {"python", "rust", "c"} <= set(env["consumers"])
+    assert env["consumers"]["c"]["tf_version"] == "2.21.0"
+    assert data["summary"]["ok"] is True
+    assert "fixture" in result.stdout and "PASS" in result.stdout
+
+
+def test_unknown_fixture_is_one_line_and_exit_2(build_dir) -> None:
+    result = run_cli("interop", "--build-dir", str(build_dir), "--fixture", "nope", "--no-build")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfinterop: error: unknown fixture(s) nope; available: ")
+    assert "linear" in lines[0] and "mobilenet_v3" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_fixtures_dir_is_one_line(build_dir, tmp_path) -> None:
+    result = run_cli("export", "--build-dir", str(build_dir), "--fixtures-dir", str(tmp_path / "none"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"tfinterop: error: fixtures directory {tmp_path / 'none'} does not exist"

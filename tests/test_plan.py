@@ -1,0 +1,62 @@
+"""The plan format shared by all consumers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfinterop import plan
+
+
+def sample() -> plan.Plan:
+    return plan.Plan(
+        jobs=[
+            plan.Job(
+                id="linear/saved_model/serving_default",
+                model="/m/saved_model",
+                format="saved_model",
+                tags=["serve", "gpu"],
+                signature="predict",
+                inputs=[plan.PlanTensor("x", "serving_default_x:0", "/in/x.npy")],
+                outputs=[plan.PlanTensor("y", "StatefulPartitionedCall:0", "/out/y.npy")],
+                warmup=2,
+                repeat=5,
+            )
+        ],
+        intra_op_threads=1,
+        inter_op_threads=2,
+    )
+
+
+def test_round_trip() -> None:
+    text = plan.render(sample())
+    assert text.startswith("tfinterop-plan\t1\nthreads\t1\t2\njob\t")
+    assert plan.parse(text) == sample()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nope\n", "must start with"),
+        ("tfinterop-plan\t1\nbogus\tx\n", "unknown record 'bogus'"),
+        ("tfinterop-plan\t1\nmodel\tm\n", "outside a job"),
+        ("tfinterop-plan\t1\njob\ta\nmodel\tm\nformat\tfrozen\nend\n", "needs model, format and an output"),
+        ("tfinterop-plan\t1\njob\ta\nmodel\tm\n", "missing 'end'"),
+        ("tfinterop-plan\t1\njob\ta\nrepeat\t0\n", "integer >= 1"),
+        ("tfinterop-plan\t1\njob\ta\nformat\tonnx\n", "frozen or saved_model"),
+        (
+            "tfinterop-plan\t1\njob\ta\nmodel\tm\nformat\tfrozen\noutput\ty\ty\tf\nend\njob\ta\n",
+            "duplicate job id",
+        ),
+        ("tfinterop-plan\t1\njob\ta\ninput\tx\tx\n", "takes 3 non-empty"),
+    ],
+)
+def test_invalid_plans_are_refused(text: str, message: str) -> None:
+    with pytest.raises(plan.PlanError, match=message):
+        plan.parse(text)
+
+
+def test_fields_with_tabs_or_newlines_are_refused_when_writing() -> None:
+    bad = sample()
+    bad.jobs[0].model = "/a\tb"
+    with pytest.raises(plan.PlanError, match="tab or newline"):
+        plan.render(bad)
