@@ -69,7 +69,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "python", "tests", "fixtures", "noxfile.py")
     session.run("ruff", "format", "--check", "python", "tests", "fixtures", "noxfile.py")
     config = session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "from pathlib import Path; from tfinterop.build import write_cargo_config; "
         "from tfinterop.tfenv import find_tensorflow; "
         "print(write_cargo_config(Path('build').resolve(), find_tensorflow()))",
@@ -78,8 +79,17 @@ def lint(session: nox.Session) -> None:
     manifest = "rust_consumer/Cargo.toml"
     session.run("cargo", "fmt", "--manifest-path", manifest, "--check", external=True)
     session.run(
-        "cargo", "clippy", "--manifest-path", manifest, "--config", config, "--all-targets",
-        "--", "-D", "warnings",
-        env={"CARGO_TARGET_DIR": str(ROOT / "build" / "cargo-target")}, external=True,
+        "cargo",
+        "clippy",
+        "--manifest-path",
+        manifest,
+        "--config",
+        config,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+        env={"CARGO_TARGET_DIR": str(ROOT / "build" / "cargo-target")},
+        external=True,
     )
     session.run("tfinterop", "build", "--consumer", "c")

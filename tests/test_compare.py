@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tfinterop.compare import compare
 from tfinterop.fixtures import Tolerance
 
@@ -95,13 +94,19 @@ def test_failure_message_names_counts_worst_and_minimum_tolerance() -> None:
     actual[0, 1] += 2e-4
     result = compare("probabilities", actual, expected, Tolerance(atol=1e-6, rtol=1e-6))
     text = result.summary()
-    assert text.startswith("output probabilities: 2/16 elements differ beyond atol=1e-06 rtol=1e-06")
+    assert text.startswith(
+        "output probabilities: 2/16 elements differ beyond atol=1e-06 rtol=1e-06"
+    )
     assert "at (2, 3)" in text and text.index("(2, 3)") < text.index("(0, 1)")  # worst first
     assert result.min_atol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
     assert result.min_rtol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
     # The suggested tolerance really passes, and a slightly smaller one does not.
-    assert compare("p", actual, expected, Tolerance(atol=result.min_atol * 1.0001, rtol=1e-6)).passed
-    assert not compare("p", actual, expected, Tolerance(atol=result.min_atol * 0.99, rtol=1e-6)).passed
+    assert compare(
+        "p", actual, expected, Tolerance(atol=result.min_atol * 1.0001, rtol=1e-6)
+    ).passed
+    assert not compare(
+        "p", actual, expected, Tolerance(atol=result.min_atol * 0.99, rtol=1e-6)
+    ).passed
 
 
 def test_relative_error_against_zero_is_infinite_and_no_rtol_helps() -> None:
@@ -119,6 +124,8 @@ def test_complex_and_float16_are_compared_in_wide_precision() -> None:
 
 
 def test_zero_size_and_scalar_outputs() -> None:
-    assert compare("empty", np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), EXACT).passed
+    assert compare(
+        "empty", np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), EXACT
+    ).passed
     assert compare("s", np.array(2.5), np.array(2.5), EXACT).passed
     assert not compare("s", np.array(2.5), np.array(2.0), EXACT).passed

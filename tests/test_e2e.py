@@ -13,7 +13,11 @@ pytestmark = pytest.mark.e2e
 
 def run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tfinterop", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "tfinterop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -24,7 +28,10 @@ def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_pat
     data = json.loads(report.read_text())
     cells = {(r["fixture"], r["format"], r["consumer"]): r for r in data["rows"]}
     expected = {
-        (f, fmt, c) for f in ("linear", "mobilenet_v3") for fmt in ("frozen", "saved_model") for c in ("python", "rust", "c")
+        (f, fmt, c)
+        for f in ("linear", "mobilenet_v3")
+        for fmt in ("frozen", "saved_model")
+        for c in ("python", "rust", "c")
     }
     assert expected <= set(cells), sorted(expected - set(cells))
     for key in expected:
@@ -32,7 +39,11 @@ def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_pat
         assert row["status"] == "pass", (key, row["message"])
         assert row["max_abs"] is not None and row["load_s"] is not None and row["steady_s"]
     # linear is exact everywhere; the C frozen graph matches Python's v1 Session bit for bit.
-    assert all(cells[("linear", fmt, c)]["max_abs"] == 0 for fmt in ("frozen", "saved_model") for c in ("python", "rust", "c"))
+    assert all(
+        cells[("linear", fmt, c)]["max_abs"] == 0
+        for fmt in ("frozen", "saved_model")
+        for c in ("python", "rust", "c")
+    )
     env = data["environment"]
     assert env["consumer_environment"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
     assert env["tensorflow"]["version"] == "2.21.0"
@@ -46,12 +57,19 @@ def test_unknown_fixture_is_one_line_and_exit_2(build_dir) -> None:
     result = run_cli("interop", "--build-dir", str(build_dir), "--fixture", "nope", "--no-build")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tfinterop: error: unknown fixture(s) nope; available: ")
+    assert len(lines) == 1 and lines[0].startswith(
+        "tfinterop: error: unknown fixture(s) nope; available: "
+    )
     assert "linear" in lines[0] and "mobilenet_v3" in lines[0]
     assert "Traceback" not in result.stderr
 
 
 def test_missing_fixtures_dir_is_one_line(build_dir, tmp_path) -> None:
-    result = run_cli("export", "--build-dir", str(build_dir), "--fixtures-dir", str(tmp_path / "none"))
+    result = run_cli(
+        "export", "--build-dir", str(build_dir), "--fixtures-dir", str(tmp_path / "none")
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"tfinterop: error: fixtures directory {tmp_path / 'none'} does not exist"
+    assert (
+        result.stderr.strip()
+        == f"tfinterop: error: fixtures directory {tmp_path / 'none'} does not exist"
+    )

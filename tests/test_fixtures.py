@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tfinterop import tensors
 
 
@@ -49,7 +48,9 @@ def test_linear_reference_is_a_times_x_plus_b(manifests) -> None:
 
 def test_manifest_records_names_shapes_hashes_and_tolerances(manifests) -> None:
     manifest = manifests["linear"]
-    frozen, saved = (next(c for c in manifest.cases if c.format == f) for f in ("frozen", "saved_model"))
+    frozen, saved = (
+        next(c for c in manifest.cases if c.format == f) for f in ("frozen", "saved_model")
+    )
     assert frozen.inputs[0].tensor == "x:0" and frozen.outputs[0].tensor == "Identity:0"
     assert saved.inputs[0].key == "x" and saved.inputs[0].tensor == "serving_default_x:0"
     assert saved.outputs[0].tensor.startswith("StatefulPartitionedCall")

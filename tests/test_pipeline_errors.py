@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from tfinterop.consumers import FROZEN, SAVED_MODEL, Consumer
 from tfinterop.pipeline import RunSettings, cases_from_manifest, run_consumers
 
@@ -52,7 +51,9 @@ def test_wrong_dtype_or_shape_is_named(mode, expected, project_fixtures, manifes
         assert cell.status == "fail" and expected in cell.message
 
 
-def test_consumer_exiting_nonzero_shows_command_status_and_stderr(project_fixtures, manifests, tmp_path):
+def test_consumer_exiting_nonzero_shows_command_status_and_stderr(
+    project_fixtures, manifests, tmp_path
+):
     for cell in run_fake("exit3", project_fixtures, manifests, tmp_path):
         assert cell.status == "error"
         assert "fake_consumer.py exit3 --plan" in cell.message
@@ -85,4 +86,6 @@ def test_missing_consumer_binary_is_an_error_row(project_fixtures, manifests, tm
     consumer = CConsumer("c", "C", frozenset({FROZEN, SAVED_MODEL}))
     refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
     cells, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path / "nothing-built"))
-    assert all(c.status == "error" and "is not built (run `tfinterop build`)" in c.message for c in cells)
+    assert all(
+        c.status == "error" and "is not built (run `tfinterop build`)" in c.message for c in cells
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tfinterop import plan
 
 
@@ -39,7 +38,10 @@ def test_round_trip() -> None:
         ("nope\n", "must start with"),
         ("tfinterop-plan\t1\nbogus\tx\n", "unknown record 'bogus'"),
         ("tfinterop-plan\t1\nmodel\tm\n", "outside a job"),
-        ("tfinterop-plan\t1\njob\ta\nmodel\tm\nformat\tfrozen\nend\n", "needs model, format and an output"),
+        (
+            "tfinterop-plan\t1\njob\ta\nmodel\tm\nformat\tfrozen\nend\n",
+            "needs model, format and an output",
+        ),
         ("tfinterop-plan\t1\njob\ta\nmodel\tm\n", "missing 'end'"),
         ("tfinterop-plan\t1\njob\ta\nrepeat\t0\n", "integer >= 1"),
         ("tfinterop-plan\t1\njob\ta\nformat\tonnx\n", "frozen or saved_model"),

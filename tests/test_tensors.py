@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tfinterop import tensors
 from tfinterop.errors import UserError
 
@@ -33,14 +32,14 @@ def test_scalar_string_from_tensorflow_value_keeps_trailing_nul() -> None:
 
 def test_object_arrays_are_refused_not_unpickled(tmp_path: Path) -> None:
     np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(UserError, match="not a readable .npy tensor"):
+    with pytest.raises(UserError, match=r"not a readable \.npy tensor"):
         tensors.read_tensor(tmp_path / "o.npy")
 
 
 def test_string_length_mismatch_is_reported(tmp_path: Path) -> None:
     tensors.write_tensor(tmp_path / "s.npy", np.array([b"abc"], dtype=object))
     (tmp_path / "s.npy.bytes").write_bytes(b"ab")
-    with pytest.raises(UserError, match="lengths add up to 3 bytes but s.npy.bytes holds 2"):
+    with pytest.raises(UserError, match=r"lengths add up to 3 bytes but s\.npy\.bytes holds 2"):
         tensors.read_tensor(tmp_path / "s.npy", "string")
 
 

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,14 @@ static const char kUsage[] =
     "           [--signature KEY] --input KEY[@TENSOR]=FILE.npy ... --output KEY[@TENSOR]=FILE.npy ...\n"
     "           [--repeat N] [--warmup N] [--threads INTRA,INTER] [--results FILE.jsonl]\n";
 
-static int usage_error(const char *fmt, const char *arg) {
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fputs("tfinterop-c-consumer: ", stderr);
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fputs(" (see --help)\n", stderr);
+    va_end(ap);
     return EXIT_USAGE;
 }
 
@@ -155,7 +160,7 @@ int main(int argc, char **argv) {
 
     if (version) {
         if (plan_path || results_path || shorthand) {
-            rc = usage_error("%s takes no other arguments", "--version");
+            rc = usage_error("--version takes no other arguments");
             goto out;
         }
         StrBuf sb;
@@ -169,11 +174,11 @@ int main(int argc, char **argv) {
     char err[512];
     if (plan_path) {
         if (shorthand) {
-            rc = usage_error("%s cannot be combined with the one-job shorthand options", "--plan");
+            rc = usage_error("--plan cannot be combined with the one-job shorthand options");
             goto out;
         }
         if (!results_path) {
-            rc = usage_error("%s needs --results", "--plan");
+            rc = usage_error("--plan needs --results");
             goto out;
         }
         if (read_file(plan_path, &text, &text_len)) {

@@ -111,10 +111,9 @@ static int job_fail(PlanJob *j, size_t line, const char *fmt, ...) {
     return 0;
 }
 
-/* Sets a once-only string field of a job; a repeat or an empty value is a job error. */
+/* Sets a once-only string field of a job; a repeat is a job error. */
 static int set_once(PlanJob *j, size_t line, char **slot, Field f, const char *what) {
     if (*slot) return job_fail(j, line, "duplicate '%s' record in job", what);
-    if (f.n == 0) return job_fail(j, line, "empty '%s' value", what);
     *slot = dup_field(f);
     return *slot ? 0 : -1;
 }
@@ -123,9 +122,8 @@ static int add_tensor(PlanJob *j, size_t line, int is_input, const Field *fv) {
     const char *what = is_input ? "input" : "output";
     PlanTensor **arr = is_input ? &j->inputs : &j->outputs;
     size_t *n = is_input ? &j->n_inputs : &j->n_outputs;
-    static const char *names[3] = {"KEY", "TENSOR", "FILE"};
-    for (int i = 0; i < 3; i++)
-        if (fv[i].n == 0) return job_fail(j, line, "empty %s in '%s' record", names[i], what);
+    (void)line;
+    (void)what;
     PlanTensor *p = realloc(*arr, (*n + 1) * sizeof **arr);
     if (!p) return -1;
     *arr = p;
@@ -138,6 +136,22 @@ static int add_tensor(PlanJob *j, size_t line, int is_input, const Field *fv) {
     return 0;
 }
 
+/* "op" and "op:0" name the same tensor. */
+static int same_tensor(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la == lb) return memcmp(a, b, la) == 0;
+    if (la > lb) {
+        const char *t = a;
+        a = b;
+        b = t;
+        size_t tl = la;
+        la = lb;
+        lb = tl;
+    }
+    /* a is the shorter one: equal when b == a + ":0" and a has no index itself. */
+    return lb == la + 2 && memcmp(a, b, la) == 0 && b[la] == ':' && b[la + 1] == '0' && !strchr(a, ':');
+}
+
 /* Checks done when the job is closed. Returns -1 only on OOM. */
 static int validate_job(PlanJob *j) {
     if (j->error) return 0;
@@ -146,6 +160,15 @@ static int validate_job(PlanJob *j) {
     if (j->format == PLAN_FORMAT_FROZEN) {
         if (j->tags) return job_fail(j, j->line, "job '%s': 'tags' is for saved_model only", j->id);
         if (j->signature) return job_fail(j, j->line, "job '%s': 'signature' is for saved_model only", j->id);
+        /* The contract says TENSOR equals KEY for frozen graphs ("x" meaning "x:0"). */
+        for (int io = 0; io < 2; io++) {
+            const PlanTensor *t = io ? j->outputs : j->inputs;
+            size_t n = io ? j->n_outputs : j->n_inputs;
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(t[i].tensor, "-") != 0 && !same_tensor(t[i].key, t[i].tensor))
+                    return job_fail(j, j->line, "job '%s': frozen graph %s '%s' has TENSOR '%s', which differs from KEY",
+                                    j->id, io ? "output" : "input", t[i].key, t[i].tensor);
+        }
     }
     if (j->n_outputs == 0) return job_fail(j, j->line, "job '%s' has no 'output' record", j->id);
     for (size_t a = 0; a < j->n_inputs; a++)
@@ -256,6 +279,11 @@ int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errle
                     want == 1 ? "" : "s", too_many ? "more than " : "", nf);
             goto fail;
         }
+        for (size_t i = 1; i < nf; i++)
+            if (fv[i].n == 0) {
+                set_err(err, errlen, "plan line %zu: '%s' record has an empty field", line, tq);
+                goto fail;
+            }
 
         if (field_is(type, "threads")) {
             if (plan->has_threads) {
@@ -281,10 +309,6 @@ int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errle
                 char q[48];
                 quote_field((Field){cur->id, strlen(cur->id)}, q, sizeof q);
                 set_err(err, errlen, "plan line %zu: 'job' before 'end' of job '%s'", line, q);
-                goto fail;
-            }
-            if (fv[1].n == 0) {
-                set_err(err, errlen, "plan line %zu: empty job ID", line);
                 goto fail;
             }
             for (size_t i = 0; i < plan->n_jobs; i++) {
@@ -318,14 +342,18 @@ int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errle
         } else if (field_is(type, "model")) {
             rc = set_once(cur, line, &cur->model, fv[1], "model");
         } else if (field_is(type, "tags")) {
-            rc = set_once(cur, line, &cur->tags, fv[1], "tags");
-            if (rc == 0 && cur->tags) {
-                /* Every comma-separated tag must be non-empty. */
-                const char *t = cur->tags;
-                size_t tl = strlen(t);
-                if (t[0] == ',' || t[tl - 1] == ',' || strstr(t, ",,"))
-                    rc = job_fail(cur, line, "empty tag in 'tags' value '%s'", t);
+            const char *t = fv[1].p;
+            size_t tl = fv[1].n;
+            int empty_tag = t[0] == ',' || t[tl - 1] == ',';
+            for (size_t i = 0; i + 1 < tl; i++)
+                if (t[i] == ',' && t[i + 1] == ',') empty_tag = 1;
+            if (empty_tag) {
+                char q[48];
+                quote_field(fv[1], q, sizeof q);
+                set_err(err, errlen, "plan line %zu: empty tag in tag set '%s'", line, q);
+                goto fail;
             }
+            rc = set_once(cur, line, &cur->tags, fv[1], "tags");
         } else if (field_is(type, "signature")) {
             rc = set_once(cur, line, &cur->signature, fv[1], "signature");
         } else if (field_is(type, "format")) {
@@ -338,23 +366,29 @@ int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errle
             else {
                 char q[48];
                 quote_field(fv[1], q, sizeof q);
-                rc = job_fail(cur, line, "format must be 'frozen' or 'saved_model', got '%s'", q);
+                set_err(err, errlen, "plan line %zu: format must be 'frozen' or 'saved_model', got '%s'", line, q);
+                goto fail;
             }
         } else if (field_is(type, "warmup") || field_is(type, "repeat")) {
             int is_rep = field_is(type, "repeat");
             static const char *names[2] = {"warmup", "repeat"};
             int *seen = is_rep ? &cur->seen_repeat : &cur->seen_warmup;
             uint64_t v;
-            uint64_t max = is_rep ? PLAN_MAX_REPEAT : UINT64_MAX;
             char q[48];
             quote_field(fv[1], q, sizeof q);
+            /* A malformed value is a broken record (whole plan); a repeated record
+             * only concerns this job. */
+            if (parse_uint(fv[1], UINT32_MAX, &v)) {
+                set_err(err, errlen, "plan line %zu: %s must be an integer in 0..%u, got '%s'", line,
+                        names[is_rep], UINT32_MAX, q);
+                goto fail;
+            }
+            if (is_rep && v == 0) {
+                set_err(err, errlen, "plan line %zu: repeat must be >= 1", line);
+                goto fail;
+            }
             if (*seen)
                 rc = job_fail(cur, line, "duplicate '%s' record in job", names[is_rep]);
-            else if (parse_uint(fv[1], max, &v))
-                rc = job_fail(cur, line, "%s must be an integer in %d..%llu, got '%s'", names[is_rep], is_rep,
-                              (unsigned long long)max, q);
-            else if (is_rep && v == 0)
-                rc = job_fail(cur, line, "repeat must be >= 1");
             else if (is_rep)
                 cur->repeat = v;
             else

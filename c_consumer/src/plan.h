@@ -6,8 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PLAN_MAX_REPEAT 10000000u /* steady_s keeps one double per run */
-
 typedef enum { PLAN_FORMAT_NONE = 0, PLAN_FORMAT_FROZEN, PLAN_FORMAT_SAVED_MODEL } PlanFormat;
 
 typedef struct {
@@ -30,8 +28,9 @@ typedef struct {
     uint64_t warmup;
     uint64_t repeat;
     int seen_warmup, seen_repeat; /* to refuse repeated records */
-    /* Set when the job's own records are invalid (reported as stage "plan");
-     * the rest of the plan still runs. NULL for a valid job. */
+    /* Set when the job's records are well-formed but don't make a valid job
+     * (missing model/format/output, a record repeated, tags on a frozen graph,
+     * ...): that job alone fails with stage "plan". NULL for a valid job. */
     char *error;
 } PlanJob;
 
@@ -44,7 +43,9 @@ typedef struct {
 } Plan;
 
 /* Parses a whole plan. Returns 0 and sets *out (free with plan_free), or -1
- * with a one-line message in err (the plan is invalid: exit status 2). */
+ * with a one-line message in err: the plan is invalid (exit status 2), e.g. a
+ * bad header, unknown record, wrong field count, empty field, malformed
+ * number, repeat 0, bad format value, duplicate job ID, unclosed job. */
 int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errlen);
 void plan_free(Plan *plan);
 

@@ -573,8 +573,10 @@ static int read_string_input(Job *j, Port *p, TF_Tensor **out) {
              (unsigned long long)n);
         goto done;
     }
-    /* TF_AllocateTensor leaves the memory raw; TF_DeleteTensor does not free the
-     * strings, so free_tstrings() must run before it (see cleanup()). */
+    /* Initialise every element before use. cleanup() deallocates them before
+     * TF_DeleteTensor: TF 2.21 frees them there too (checked under valgrind),
+     * and TF_StringDealloc leaves an empty string, so doing both is safe and
+     * stays leak-free on builds that don't. */
     TF_TString *s = TF_TensorData(t);
     for (uint64_t i = 0; i < n; i++) TF_StringInit(&s[i]);
     size_t off = 0;
@@ -596,13 +598,17 @@ done:
 
 /* ---- running and writing outputs ----------------------------------------- */
 
-static int session_run(Job *j, const char *which) {
-    size_t ni = j->job->n_inputs, no = j->job->n_outputs;
-    for (size_t i = 0; i < no; i++)
+static void release_outputs(Job *j) {
+    for (size_t i = 0; i < j->job->n_outputs; i++)
         if (j->out_vals[i]) {
             TF_DeleteTensor(j->out_vals[i]);
             j->out_vals[i] = NULL;
         }
+}
+
+/* Callers release the previous outputs first, outside the timed region. */
+static int session_run(Job *j, const char *which) {
+    size_t ni = j->job->n_inputs, no = j->job->n_outputs;
     TF_SessionRun(j->sess, NULL, j->in_ports, j->in_vals, (int)ni, j->out_ports, j->out_vals, (int)no, NULL, 0,
                   NULL, j->st);
     if (TF_GetCode(j->st) != TF_OK) {
@@ -825,10 +831,12 @@ static void execute(Job *j, const Plan *plan) {
     char which[64];
     for (uint64_t i = 0; i < job->warmup; i++) {
         snprintf(which, sizeof which, "warm-up run %llu", (unsigned long long)i + 1);
+        release_outputs(j);
         if (session_run(j, which)) return;
     }
     for (uint64_t i = 0; i < job->repeat; i++) {
         snprintf(which, sizeof which, "timed run %llu", (unsigned long long)i + 1);
+        release_outputs(j);
         t0 = now_s();
         if (session_run(j, which)) return;
         j->steady[i] = now_s() - t0;

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,9 @@ def project_root() -> Path:
     for candidate in candidates:
         if (candidate / "c_consumer").is_dir() and (candidate / "rust_consumer").is_dir():
             return candidate
-    raise UserError("cannot find the tfinterop source checkout (c_consumer/, rust_consumer/); run from it")
+    raise UserError(
+        "cannot find the tfinterop source checkout (c_consumer/, rust_consumer/); run from it"
+    )
 
 
 def _digest(paths: list[Path], extra: list[str], root: Path) -> str:
@@ -68,10 +70,16 @@ def _tool_version(command: list[str]) -> str:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise BuildError(f"{command[0]} not found: install it (see README requirements)") from None
-    return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr) else ""
+    return (
+        (result.stdout or result.stderr).strip().splitlines()[0]
+        if (result.stdout or result.stderr)
+        else ""
+    )
 
 
-def _run(command: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+def _run(
+    command: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> None:
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if result.returncode != 0:
         lines = (result.stderr + result.stdout).strip().splitlines()
@@ -84,7 +92,15 @@ def c_compiler() -> str:
 
 
 def c_build_command(tf: TensorFlowInstall, sources: list[Path], output: Path) -> list[str]:
-    return [c_compiler(), *C_FLAGS, *tf.c_flags(), *map(str, sources), *tf.link_flags(), "-o", str(output)]
+    return [
+        c_compiler(),
+        *C_FLAGS,
+        *tf.c_flags(),
+        *map(str, sources),
+        *tf.link_flags(),
+        "-o",
+        str(output),
+    ]
 
 
 def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
@@ -97,7 +113,9 @@ def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     out_dir = build_dir / "c_consumer"
     binary = out_dir / C_BINARY
     command = c_build_command(tf, sources, binary)
-    fingerprint = _digest(sources + headers, [*command, _tool_version([c_compiler(), "--version"]), tf.version], root)
+    fingerprint = _digest(
+        sources + headers, [*command, _tool_version([c_compiler(), "--version"]), tf.version], root
+    )
     stamp = out_dir / "fingerprint"
     if not force and binary.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return BuildOutcome("c", False, str(binary))
@@ -114,7 +132,9 @@ def rust_target_triple() -> str:
     try:
         result = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True)
     except (FileNotFoundError, subprocess.CalledProcessError):
-        raise BuildError("rustc not found or not working: install a Rust toolchain (see README)") from None
+        raise BuildError(
+            "rustc not found or not working: install a Rust toolchain (see README)"
+        ) from None
     for line in result.stdout.splitlines():
         if line.startswith("host:"):
             return line.split(":", 1)[1].strip()
@@ -125,7 +145,10 @@ def write_cargo_config(build_dir: Path, tf: TensorFlowInstall) -> Path:
     """Generate the link override for tensorflow-sys; returns the config file for ``--config``."""
     link_dir = build_dir / "tf-link"
     link_dir.mkdir(parents=True, exist_ok=True)
-    for link_name, target in (("libtensorflow.so", CC_LIBRARY), ("libtensorflow_framework.so", FRAMEWORK_LIBRARY)):
+    for link_name, target in (
+        ("libtensorflow.so", CC_LIBRARY),
+        ("libtensorflow_framework.so", FRAMEWORK_LIBRARY),
+    ):
         link = link_dir / link_name
         wanted = os.path.join(tf.library_dir, target)
         if not (link.is_symlink() and os.readlink(link) == wanted):
@@ -135,7 +158,7 @@ def write_cargo_config(build_dir: Path, tf: TensorFlowInstall) -> Path:
     # The rpath points at the wheel directory, not the symlinks: at run time the loader
     # looks for the SONAMEs (libtensorflow_cc.so.2), which live only in the wheel.
     config = (
-        f'[target.{triple}.tensorflow]\n'
+        f"[target.{triple}.tensorflow]\n"
         f'rustc-link-search = ["{link_dir.resolve()}"]\n'
         f'rustc-link-lib = ["tensorflow", "tensorflow_framework"]\n'
         f"\n[target.{triple}]\n"
@@ -150,7 +173,16 @@ def write_cargo_config(build_dir: Path, tf: TensorFlowInstall) -> Path:
 def _installer(wheel: Path) -> list[str]:
     uv = shutil.which("uv")
     if uv:
-        return [uv, "pip", "install", "--python", sys.executable, "--reinstall", "--no-deps", str(wheel)]
+        return [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            sys.executable,
+            "--reinstall",
+            "--no-deps",
+            str(wheel),
+        ]
     return [sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps", str(wheel)]
 
 
@@ -163,7 +195,9 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     sources = [
         p
         for p in crate.rglob("*")
-        if p.is_file() and "target" not in p.relative_to(crate).parts and "fuzz" not in p.relative_to(crate).parts
+        if p.is_file()
+        and "target" not in p.relative_to(crate).parts
+        and "fuzz" not in p.relative_to(crate).parts
     ]
     scripts = Path(sysconfig.get_path("scripts"))
     binary = scripts / RUST_BINARY
@@ -175,18 +209,27 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
         return BuildOutcome("rust", False, str(binary))
     maturin = shutil.which("maturin") or str(scripts / "maturin")
     if not os.access(maturin, os.X_OK):
-        raise BuildError("maturin is not installed: `pip install -e '.[build]'` (nox sessions do this)")
+        raise BuildError(
+            "maturin is not installed: `pip install -e '.[build]'` (nox sessions do this)"
+        )
     started = time.perf_counter()
     wheel_dir = build_dir / "wheels"
     shutil.rmtree(wheel_dir, ignore_errors=True)
     environment = dict(os.environ, CARGO_TARGET_DIR=str((build_dir / "cargo-target").resolve()))
     _run(
         [
-            maturin, "build", "--release", "--quiet",
-            "--manifest-path", str(crate / "Cargo.toml"),
-            "--config", str(config),
-            "--out", str(wheel_dir),
-            "--interpreter", sys.executable,
+            maturin,
+            "build",
+            "--release",
+            "--quiet",
+            "--manifest-path",
+            str(crate / "Cargo.toml"),
+            "--config",
+            str(config),
+            "--out",
+            str(wheel_dir),
+            "--interpreter",
+            sys.executable,
         ],
         "Rust consumer build (maturin)",
         env=environment,
@@ -199,7 +242,9 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     return BuildOutcome("rust", True, str(binary), time.perf_counter() - started)
 
 
-def build_all(build_dir: Path, *, force: bool = False, consumers: tuple[str, ...] = ("c", "rust")) -> list[BuildOutcome]:
+def build_all(
+    build_dir: Path, *, force: bool = False, consumers: tuple[str, ...] = ("c", "rust")
+) -> list[BuildOutcome]:
     outcomes = []
     if "c" in consumers:
         outcomes.append(build_c(build_dir, force=force))

@@ -8,10 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -49,7 +47,9 @@ def _threads(value: str) -> tuple[int, int]:
         intra, _, inter = value.partition(",")
         result = (int(intra), int(inter or 0))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected INTRA,INTER thread counts, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected INTRA,INTER thread counts, got {value!r}"
+        ) from None
     if min(result) < 0:
         raise argparse.ArgumentTypeError("thread counts must be >= 0 (0 = TensorFlow's default)")
     return result
@@ -63,28 +63,69 @@ def _positive(value: str) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--build-dir", type=Path, default=None, help="where exports, builds and runs go (default: build/)")
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=None,
+        help="where exports, builds and runs go (default: build/)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
 
 def _fixture_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fixtures-dir", type=Path, default=None, help="directory of fixture .py files (executed!)")
-    parser.add_argument("--fixture", "-f", action="append", dest="fixtures", metavar="NAME", help="only these fixtures")
+    parser.add_argument(
+        "--fixtures-dir", type=Path, default=None, help="directory of fixture .py files (executed!)"
+    )
+    parser.add_argument(
+        "--fixture",
+        "-f",
+        action="append",
+        dest="fixtures",
+        metavar="NAME",
+        help="only these fixtures",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--consumer", "-c", action="append", dest="consumers", metavar="NAME",
-                        help="only these consumers (python, rust, c)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the machine-readable report here")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per consumer process (default 900)")
-    parser.add_argument("-j", "--jobs", type=_positive, default=None, help="consumer processes run at once")
-    parser.add_argument("--repeat", type=_positive, default=3, help="timed steady runs per case (default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs after the first (default 1)")
-    parser.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER",
-                        help="TensorFlow thread pools for every consumer (0 = TF default)")
-    parser.add_argument("--onednn", choices=("0", "1"), default=None,
-                        help="TF_ENABLE_ONEDNN_OPTS for export and consumers (default 0: reproducible)")
-    parser.add_argument("--no-build", action="store_true", help="use the consumers as built; do not rebuild")
+    parser.add_argument(
+        "--consumer",
+        "-c",
+        action="append",
+        dest="consumers",
+        metavar="NAME",
+        help="only these consumers (python, rust, c)",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the machine-readable report here"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds per consumer process (default 900)"
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=_positive, default=None, help="consumer processes run at once"
+    )
+    parser.add_argument(
+        "--repeat", type=_positive, default=3, help="timed steady runs per case (default 3)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs after the first (default 1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=(0, 0),
+        metavar="INTRA,INTER",
+        help="TensorFlow thread pools for every consumer (0 = TF default)",
+    )
+    parser.add_argument(
+        "--onednn",
+        choices=("0", "1"),
+        default=None,
+        help="TF_ENABLE_ONEDNN_OPTS for export and consumers (default 0: reproducible)",
+    )
+    parser.add_argument(
+        "--no-build", action="store_true", help="use the consumers as built; do not rebuild"
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -99,7 +140,9 @@ def make_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true", help="print JSON")
     _common(env)
 
-    export = sub.add_parser("export", help="export fixtures (frozen graph, SavedModel, inputs, references)")
+    export = sub.add_parser(
+        "export", help="export fixtures (frozen graph, SavedModel, inputs, references)"
+    )
     _fixture_options(export)
     export.add_argument("--force", action="store_true", help="ignore the export cache")
     export.add_argument("--onednn", choices=("0", "1"), default=None)
@@ -140,7 +183,9 @@ def cmd_env(args: argparse.Namespace, console: Console) -> int:
     pin = tf.pinned or "unknown"
     console.print(f"TensorFlow      {tf.version} ({tf.distribution}; pinned {pin})")
     if tf.pinned and tf.pinned != tf.version:
-        console.print(f"[bold red]warning:[/] installed {tf.version} differs from the pin {tf.pinned}")
+        console.print(
+            f"[bold red]warning:[/] installed {tf.version} differs from the pin {tf.pinned}"
+        )
     console.print(f"library dir     {tf.library_dir}")
     console.print(f"include dir     {tf.include_dir}")
     console.print(f"C flags         {' '.join(tf.c_flags())}")
@@ -160,7 +205,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
         failed += 1
     fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
     outcomes = export_fixtures(
-        fixtures, args.build_dir / "exports", force=args.force,
+        fixtures,
+        args.build_dir / "exports",
+        force=args.force,
         on_start=lambda f, cached: None if cached else console.print(f"exporting {f.name} ..."),
     )
     for outcome in outcomes:
@@ -176,7 +223,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 def cmd_build(args: argparse.Namespace, console: Console) -> int:
     from .build import build_all
 
-    for outcome in build_all(args.build_dir, force=args.force, consumers=tuple(args.consumers or ("c", "rust"))):
+    for outcome in build_all(
+        args.build_dir, force=args.force, consumers=tuple(args.consumers or ("c", "rust"))
+    ):
         state = f"built in {outcome.seconds:.1f}s" if outcome.built else "up to date"
         console.print(f"{outcome.consumer} consumer: {state} ({outcome.path})")
     return 0
@@ -189,8 +238,13 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     from .export import export_fixtures
     from .fixtures import BrokenFixture, load_fixtures
     from .pipeline import (
-        FAILING, RunSettings, broken_fixture_cells, cases_from_manifest, environment_record,
-        error_cells, run_consumers,
+        FAILING,
+        RunSettings,
+        broken_fixture_cells,
+        cases_from_manifest,
+        environment_record,
+        error_cells,
+        run_consumers,
     )
     from .report import document, render_table, write_json
 
@@ -199,11 +253,19 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     started = time.perf_counter()
     loaded = load_fixtures(args.fixtures_dir or _default_fixtures_dir(), args.fixtures)
     fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
-    cells = [c for b in loaded if isinstance(b, BrokenFixture) for c in broken_fixture_cells(b, consumers)]
+    cells = [
+        c
+        for b in loaded
+        if isinstance(b, BrokenFixture)
+        for c in broken_fixture_cells(b, consumers)
+    ]
 
     outcomes = export_fixtures(
-        fixtures, args.build_dir / "exports",
-        on_start=lambda f, cached: None if cached else console.print(f"[dim]exporting {f.name} ...[/]"),
+        fixtures,
+        args.build_dir / "exports",
+        on_start=lambda f, cached: (
+            None if cached else console.print(f"[dim]exporting {f.name} ...[/]")
+        ),
     )
     timings["export_s"] = time.perf_counter() - started
     refs = []
@@ -220,7 +282,9 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
             try:
                 for outcome in build_all(args.build_dir, consumers=(name,)):
                     if outcome.built:
-                        console.print(f"[dim]built {outcome.consumer} consumer in {outcome.seconds:.1f}s[/]")
+                        console.print(
+                            f"[dim]built {outcome.consumer} consumer in {outcome.seconds:.1f}s[/]"
+                        )
             except BuildError as exc:
                 console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
     timings["build_s"] = time.perf_counter() - started
@@ -242,7 +306,11 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         write_json(
             args.json,
-            document(cells, environment_record(settings, consumer_info), {"timings": {k: round(v, 3) for k, v in timings.items()}}),
+            document(
+                cells,
+                environment_record(settings, consumer_info),
+                {"timings": {k: round(v, 3) for k, v in timings.items()}},
+            ),
         )
         console.print(f"report written to {args.json}")
     return EXIT_FAILURES if any(c.status in FAILING for c in cells) else 0
@@ -255,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     console = Console(stderr=False, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # CI logs: 80 columns would truncate the table's cells
+        console.width = max(console.width, 160)
     error_console = Console(stderr=True, highlight=False, soft_wrap=True)
     if getattr(args, "build_dir", None) is None and hasattr(args, "build_dir"):
         args.build_dir = _default_build_dir()

@@ -62,7 +62,9 @@ class OutputComparison:
                 parts.append(self._errors())
             for worst in self.worst:
                 error = f" |diff|={worst.abs_error:.3g}" if worst.abs_error is not None else ""
-                parts.append(f"at {tuple(worst.index)} actual={worst.actual!r} expected={worst.expected!r}{error}")
+                parts.append(
+                    f"at {tuple(worst.index)} actual={worst.actual!r} expected={worst.expected!r}{error}"
+                )
             hints = []
             if self.min_atol is not None:
                 hints.append(f"atol>={self.min_atol:.3g} (rtol={self.tolerance.rtol:g})")
@@ -82,7 +84,8 @@ class OutputComparison:
         data = asdict(self)
         data["tolerance"] = {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol}
         data["worst"] = [
-            {**asdict(w), "actual": _jsonable(w.actual), "expected": _jsonable(w.expected)} for w in self.worst
+            {**asdict(w), "actual": _jsonable(w.actual), "expected": _jsonable(w.expected)}
+            for w in self.worst
         ]
         return data
 
@@ -107,7 +110,9 @@ def _element(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def compare(key: str, actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> OutputComparison:
+def compare(
+    key: str, actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance
+) -> OutputComparison:
     result = OutputComparison(
         key=key,
         passed=False,
@@ -149,14 +154,24 @@ def _compare_exact(result: OutputComparison, actual: np.ndarray, expected: np.nd
             order = np.argsort(-diff, axis=None, kind="stable")[:WORST_SHOWN]
             indices = [np.unravel_index(i, expected.shape) for i in order if differs.reshape(-1)[i]]
             result.worst = [
-                WorstElement([int(x) for x in idx], _element(actual[idx]), _element(expected[idx]), float(diff[idx]))
+                WorstElement(
+                    [int(x) for x in idx],
+                    _element(actual[idx]),
+                    _element(expected[idx]),
+                    float(diff[idx]),
+                )
                 for idx in indices
             ]
         return
     if result.mismatches:
         indices = np.argwhere(differs)[:WORST_SHOWN]
         result.worst = [
-            WorstElement([int(x) for x in idx], _element(actual[tuple(idx)]), _element(expected[tuple(idx)]), None)
+            WorstElement(
+                [int(x) for x in idx],
+                _element(actual[tuple(idx)]),
+                _element(expected[tuple(idx)]),
+                None,
+            )
             for idx in indices
         ]
 
@@ -184,7 +199,11 @@ def _compare_inexact(
         magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
         allowed = tolerance.atol + tolerance.rtol * magnitude
         failing = ~(diff <= allowed)
-        relative = np.where(magnitude > 0, diff / np.where(magnitude > 0, magnitude, 1.0), np.where(diff > 0, np.inf, 0.0))
+        relative = np.where(
+            magnitude > 0,
+            diff / np.where(magnitude > 0, magnitude, 1.0),
+            np.where(diff > 0, np.inf, 0.0),
+        )
     result.mismatches = int(np.count_nonzero(failing))
     if not expected.size:
         return
@@ -197,13 +216,20 @@ def _compare_inexact(
             if not failing[idx]:
                 break
             result.worst.append(
-                WorstElement([int(x) for x in idx], _element(actual[idx]), _element(expected[idx]), float(diff[idx]))
+                WorstElement(
+                    [int(x) for x in idx],
+                    _element(actual[idx]),
+                    _element(expected[idx]),
+                    float(diff[idx]),
+                )
             )
         finite = np.isfinite(diff)
         if finite.all():
             result.min_atol = float(np.max(diff - tolerance.rtol * magnitude).clip(min=0.0))
             needed_rtol = np.where(
-                diff <= tolerance.atol, 0.0, (diff - tolerance.atol) / np.where(magnitude > 0, magnitude, np.nan)
+                diff <= tolerance.atol,
+                0.0,
+                (diff - tolerance.atol) / np.where(magnitude > 0, magnitude, np.nan),
             )
             if not np.isnan(needed_rtol).any():
                 result.min_rtol = float(needed_rtol.max())

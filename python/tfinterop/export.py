@@ -126,7 +126,13 @@ def _export_locked(
             )
         except Exception as exc:  # one broken fixture must not stop the others
             outcomes.append(
-                ExportOutcome(fixture.name, None, False, error=_describe(exc), seconds=time.perf_counter() - started)
+                ExportOutcome(
+                    fixture.name,
+                    None,
+                    False,
+                    error=_describe(exc),
+                    seconds=time.perf_counter() - started,
+                )
             )
     return outcomes
 
@@ -140,7 +146,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}: {message[0] if message else ''}"
 
 
-def _export_atomically(fixture: Fixture, root: Path, key: str, environment: dict[str, str]) -> Manifest:
+def _export_atomically(
+    fixture: Fixture, root: Path, key: str, environment: dict[str, str]
+) -> Manifest:
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{fixture.name}-", dir=root))
     try:
         manifest = export_fixture(fixture, staging, key, environment)
@@ -179,7 +187,9 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
     _seed_everything(fixture.seed)
     spec = fixture.build(BuildContext(fixture, np.random.default_rng(fixture.seed)))
     if not isinstance(spec, ExportSpec):
-        raise UserError(f"fixture {fixture.name}: build() returned {type(spec).__name__}, not ExportSpec")
+        raise UserError(
+            f"fixture {fixture.name}: build() returned {type(spec).__name__}, not ExportSpec"
+        )
     unknown = set(spec.formats) - {"frozen", "saved_model"}
     if unknown:
         raise UserError(f"fixture {fixture.name}: unknown format(s) {sorted(unknown)}")
@@ -190,7 +200,9 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
         concrete = _concrete_function(fixture, signature_key, signature.function)
         arg_names = _input_names(concrete)
         inputs = _check_inputs(fixture, signature_key, arg_names, signature.inputs)
-        reference = signature.function(**{name: tf.constant(value) for name, value in inputs.items()})
+        reference = signature.function(
+            **{name: tf.constant(value) for name, value in inputs.items()}
+        )
         if not isinstance(reference, dict):
             raise UserError(
                 f"fixture {fixture.name}: signature {signature_key} must return a dict of named "
@@ -220,15 +232,21 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
             tf.saved_model.save(
                 spec.module,
                 str(saved_model_dir),
-                signatures={k: s.function.get_concrete_function() for k, s in spec.signatures.items()},
+                signatures={
+                    k: s.function.get_concrete_function() for k, s in spec.signatures.items()
+                },
             )
         info = read_saved_model(saved_model_dir)
         tags = list(spec.saved_model_tags)
         meta_graph = info.meta_graph(tags)
         for signature_key in spec.signatures:
             signature_def = meta_graph.signature(signature_key)
-            inputs = _entries_for_signature(fixture, signature_key, "input", signature_def.inputs, out)
-            outputs = _entries_for_signature(fixture, signature_key, "output", signature_def.outputs, out)
+            inputs = _entries_for_signature(
+                fixture, signature_key, "input", signature_def.inputs, out
+            )
+            outputs = _entries_for_signature(
+                fixture, signature_key, "output", signature_def.outputs, out
+            )
             cases.append(
                 Case(
                     format="saved_model",
@@ -249,7 +267,9 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
         seed=fixture.seed,
         environment=environment,
         tolerance={"atol": fixture.tolerance.atol, "rtol": fixture.tolerance.rtol},
-        output_tolerances={k: {"atol": t.atol, "rtol": t.rtol} for k, t in fixture.output_tolerances.items()},
+        output_tolerances={
+            k: {"atol": t.atol, "rtol": t.rtol} for k, t in fixture.output_tolerances.items()
+        },
         cases=cases,
         artifacts=_hash_tree(out),
         export_seconds=round(time.perf_counter() - started, 3),
@@ -274,7 +294,9 @@ def _input_names(concrete: Any) -> list[str]:
     specs = tf.nest.flatten(concrete.structured_input_signature)
     names = [spec.name for spec in specs]
     if any(not name for name in names):
-        raise UserError("every TensorSpec in input_signature needs a name= (it becomes the input key)")
+        raise UserError(
+            "every TensorSpec in input_signature needs a name= (it becomes the input key)"
+        )
     return names
 
 
@@ -290,7 +312,9 @@ def _check_inputs(
     return {name: np.asarray(given[name]) for name in names}
 
 
-def _write_tensors(out: Path, kind: str, signature: str, arrays: dict[str, np.ndarray]) -> list[TensorEntry]:
+def _write_tensors(
+    out: Path, kind: str, signature: str, arrays: dict[str, np.ndarray]
+) -> list[TensorEntry]:
     directory = out / kind / signature
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -316,7 +340,11 @@ def _safe_file_name(key: str) -> str:
 
 
 def _export_frozen(
-    out: Path, signature_key: str, concrete: Any, inputs: list[TensorEntry], outputs: list[TensorEntry]
+    out: Path,
+    signature_key: str,
+    concrete: Any,
+    inputs: list[TensorEntry],
+    outputs: list[TensorEntry],
 ) -> Case:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
@@ -335,14 +363,18 @@ def _export_frozen(
     for entry in inputs:
         tensor = f"{entry.key}:0"
         if tensor not in placeholders:
-            raise UserError(f"frozen graph has no placeholder {tensor} (has {sorted(placeholders)})")
+            raise UserError(
+                f"frozen graph has no placeholder {tensor} (has {sorted(placeholders)})"
+            )
         frozen_inputs.append(TensorEntry(**{**entry.__dict__, "key": tensor, "tensor": tensor}))
     # Outputs of a dict-returning function are flattened in sorted key order (tf.nest rule).
     output_keys = sorted(concrete.structured_outputs)
     by_key = {entry.key: entry for entry in outputs}
     frozen_outputs = []
     for key, tensor in zip(output_keys, frozen.outputs, strict=True):
-        frozen_outputs.append(TensorEntry(**{**by_key[key].__dict__, "key": key, "tensor": tensor.name}))
+        frozen_outputs.append(
+            TensorEntry(**{**by_key[key].__dict__, "key": key, "tensor": tensor.name})
+        )
     return Case(
         format="frozen",
         signature=signature_key,

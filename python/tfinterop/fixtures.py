@@ -65,11 +65,15 @@ class Expectation:
         )
 
 
-def skip(reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*") -> Expectation:
+def skip(
+    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*"
+) -> Expectation:
     return Expectation("skip", reason, consumer, format, signature)
 
 
-def xfail(reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*") -> Expectation:
+def xfail(
+    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*"
+) -> Expectation:
     return Expectation("xfail", reason, consumer, format, signature)
 
 
@@ -98,7 +102,9 @@ class ExportSpec:
     saved_model_tags: tuple[str, ...] = ("serve",)
 
     @classmethod
-    def single(cls, module: Any, function: Any, inputs: Mapping[str, np.ndarray], **kw: Any) -> ExportSpec:
+    def single(
+        cls, module: Any, function: Any, inputs: Mapping[str, np.ndarray], **kw: Any
+    ) -> ExportSpec:
         return cls(module=module, signatures={DEFAULT_SIGNATURE: Signature(function, inputs)}, **kw)
 
 
@@ -158,7 +164,9 @@ class Fixture:
             try:
                 digest.update(path.read_bytes())
             except FileNotFoundError:
-                raise UserError(f"fixture {self.name}: declared data file {path} is missing") from None
+                raise UserError(
+                    f"fixture {self.name}: declared data file {path} is missing"
+                ) from None
         return digest.hexdigest()
 
 
@@ -175,7 +183,9 @@ def fixture(
     """Declare a fixture. ``requires`` maps consumer capabilities to the reason they matter:
     a consumer lacking one gets a strict expected failure with that reason."""
     if not NAME_PATTERN.match(name):
-        raise UserError(f"fixture name {name!r} must match {NAME_PATTERN.pattern} (it becomes a path)")
+        raise UserError(
+            f"fixture name {name!r} must match {NAME_PATTERN.pattern} (it becomes a path)"
+        )
 
     def decorate(build: Callable[[BuildContext], ExportSpec]) -> Fixture:
         return Fixture(
@@ -203,7 +213,9 @@ class BrokenFixture:
     error: str
 
 
-def load_fixtures(directory: Path, names: Iterable[str] | None = None) -> list[Fixture | BrokenFixture]:
+def load_fixtures(
+    directory: Path, names: Iterable[str] | None = None
+) -> list[Fixture | BrokenFixture]:
     """Execute every ``*.py`` in ``directory`` (not starting with ``_``) and collect fixtures."""
     if not directory.is_dir():
         raise UserError(f"fixtures directory {directory} does not exist")
@@ -221,7 +233,9 @@ def load_fixtures(directory: Path, names: Iterable[str] | None = None) -> list[F
             spec.loader.exec_module(module)
         except Exception as exc:  # a broken fixture file must not stop the others
             line = traceback.extract_tb(exc.__traceback__)[-1].lineno if exc.__traceback__ else "?"
-            found.append(BrokenFixture(path.stem, path, f"{path.name}:{line}: {type(exc).__name__}: {exc}"))
+            found.append(
+                BrokenFixture(path.stem, path, f"{path.name}:{line}: {type(exc).__name__}: {exc}")
+            )
             continue
         declared = [value for value in vars(module).values() if isinstance(value, Fixture)]
         if not declared:

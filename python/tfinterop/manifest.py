@@ -73,11 +73,15 @@ class Manifest:
         try:
             data: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
-            raise UserError(f"{path} is missing: run the export stage (`tfinterop export`)") from None
+            raise UserError(
+                f"{path} is missing: run the export stage (`tfinterop export`)"
+            ) from None
         except json.JSONDecodeError as exc:
             raise UserError(f"{path} is not valid JSON ({exc}); delete it to re-export") from None
         if data.get("manifest_version") != MANIFEST_VERSION:
-            raise UserError(f"{path} has manifest version {data.get('manifest_version')}, expected {MANIFEST_VERSION}")
+            raise UserError(
+                f"{path} has manifest version {data.get('manifest_version')}, expected {MANIFEST_VERSION}"
+            )
         cases = [
             Case(
                 **{

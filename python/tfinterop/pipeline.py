@@ -112,7 +112,13 @@ def _unrunnable_reason(consumer: Consumer, ref: CaseRef) -> Expectation | None:
 
 
 def build_plan(
-    consumer: Consumer, refs: Iterable[CaseRef], out_dir: Path, *, warmup: int, repeat: int, threads: tuple[int, int]
+    consumer: Consumer,
+    refs: Iterable[CaseRef],
+    out_dir: Path,
+    *,
+    warmup: int,
+    repeat: int,
+    threads: tuple[int, int],
 ) -> plan_format.Plan:
     plan = plan_format.Plan(intra_op_threads=threads[0], inter_op_threads=threads[1])
     for ref in refs:
@@ -129,7 +135,8 @@ def build_plan(
                 tags=ref.case.tags or ["serve"],
                 signature=ref.case.signature,
                 inputs=[
-                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file)) for e in ref.case.inputs
+                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file))
+                    for e in ref.case.inputs
                 ],
                 outputs=[
                     plan_format.PlanTensor(e.key, e.tensor, str(job_dir / Path(e.file).name))
@@ -142,7 +149,9 @@ def build_plan(
     return plan
 
 
-def compare_job(ref: CaseRef, consumer: str, record: dict[str, Any] | None, failure: str | None) -> Cell:
+def compare_job(
+    ref: CaseRef, consumer: str, record: dict[str, Any] | None, failure: str | None
+) -> Cell:
     cell = Cell(ref.fixture, ref.case.format, ref.case.signature, consumer, "error")
     if record is None:
         cell.message = failure or "consumer reported nothing for this job"
@@ -226,12 +235,27 @@ def run_consumers(
         if missing:
             for ref in refs:
                 expectation = _unrunnable_reason(consumer, ref)
-                cell = Cell(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "error", missing)
-                cells.append(apply_expectation(cell, expectation) if expectation and expectation.kind == "skip" else cell)
+                cell = Cell(
+                    ref.fixture,
+                    ref.case.format,
+                    ref.case.signature,
+                    consumer.name,
+                    "error",
+                    missing,
+                )
+                cells.append(
+                    apply_expectation(cell, expectation)
+                    if expectation and expectation.kind == "skip"
+                    else cell
+                )
             continue
         plan = build_plan(
-            consumer, refs, run_dir / consumer.name,
-            warmup=settings.warmup, repeat=settings.repeat, threads=settings.threads,
+            consumer,
+            refs,
+            run_dir / consumer.name,
+            warmup=settings.warmup,
+            repeat=settings.repeat,
+            threads=settings.threads,
         )
         runnable.append((consumer, plan))
 
@@ -240,8 +264,12 @@ def run_consumers(
         if not plan.jobs:
             return ConsumerRun(consumer.name, [])
         run = run_consumer(
-            consumer, plan, run_dir / consumer.name, settings.build_dir,
-            timeout_s=settings.timeout_s, environment=settings.environment,
+            consumer,
+            plan,
+            run_dir / consumer.name,
+            settings.build_dir,
+            timeout_s=settings.timeout_s,
+            environment=settings.environment,
         )
         if on_done:
             on_done(run)
@@ -262,7 +290,14 @@ def run_consumers(
         for ref in refs:
             expectation = _unrunnable_reason(consumer, ref)
             if expectation is not None and expectation.kind == "skip":
-                cells.append(apply_expectation(Cell(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "skip"), expectation))
+                cells.append(
+                    apply_expectation(
+                        Cell(
+                            ref.fixture, ref.case.format, ref.case.signature, consumer.name, "skip"
+                        ),
+                        expectation,
+                    )
+                )
                 continue
             cell = compare_job(ref, consumer.name, run.jobs.get(ref.job_id), failure)
             cells.append(apply_expectation(cell, expectation))
@@ -275,7 +310,9 @@ def _prune_runs(runs_root: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def error_cells(name: str, consumers: list[Consumer], message: str, formats: Iterable[str] = ("*",)) -> list[Cell]:
+def error_cells(
+    name: str, consumers: list[Consumer], message: str, formats: Iterable[str] = ("*",)
+) -> list[Cell]:
     return [Cell(name, fmt, "*", c.name, "error", message) for fmt in formats for c in consumers]
 
 
@@ -293,7 +330,11 @@ def environment_record(settings: RunSettings, runs: dict[str, dict[str, Any]]) -
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "tensorflow": {"version": tf.version, "distribution": tf.distribution, "library_dir": tf.library_dir},
+        "tensorflow": {
+            "version": tf.version,
+            "distribution": tf.distribution,
+            "library_dir": tf.library_dir,
+        },
         "consumer_environment": settings.environment,
         "threads": {"intra_op": settings.threads[0], "inter_op": settings.threads[1]},
         "consumers": runs,

@@ -98,8 +98,17 @@ def parse(text: str) -> Plan:
             continue
         record, *fields = line.split("\t")
         expected = {
-            "threads": 2, "job": 1, "model": 1, "format": 1, "tags": 1, "signature": 1,
-            "input": 3, "output": 3, "warmup": 1, "repeat": 1, "end": 0,
+            "threads": 2,
+            "job": 1,
+            "model": 1,
+            "format": 1,
+            "tags": 1,
+            "signature": 1,
+            "input": 3,
+            "output": 3,
+            "warmup": 1,
+            "repeat": 1,
+            "end": 0,
         }.get(record)
         if expected is None:
             raise PlanError(f"plan line {line_no}: unknown record {record!r}")
@@ -139,7 +148,9 @@ def parse(text: str) -> Plan:
             job.repeat = _count(fields[0], line_no, 1)
         elif record == "end":
             if not job.model or not job.format or not job.outputs:
-                raise PlanError(f"plan line {line_no}: job {job.id!r} needs model, format and an output")
+                raise PlanError(
+                    f"plan line {line_no}: job {job.id!r} needs model, format and an output"
+                )
             plan.jobs.append(job)
             job = None
     if job is not None:

@@ -89,7 +89,13 @@ def run_consumer(
     stderr_path = work_dir / "stderr.txt"
     plan_format.write(plan, plan_path)
     results_path.unlink(missing_ok=True)
-    command = [*consumer.command(build_dir), "--plan", str(plan_path), "--results", str(results_path)]
+    command = [
+        *consumer.command(build_dir),
+        "--plan",
+        str(plan_path),
+        "--results",
+        str(results_path),
+    ]
     run = ConsumerRun(consumer.name, command)
     started = time.perf_counter()
     with open(stderr_path, "wb") as stderr:
@@ -103,7 +109,9 @@ def run_consumer(
                 start_new_session=True,  # so a timeout can kill the consumer's whole group
             )
         except OSError as exc:
-            run.failure = ProcessFailure(command, None, False, f"cannot start: {exc.strerror}", timeout_s)
+            run.failure = ProcessFailure(
+                command, None, False, f"cannot start: {exc.strerror}", timeout_s
+            )
             return run
         try:
             returncode: int | None = process.wait(timeout=timeout_s)
@@ -133,7 +141,9 @@ def _read_results(run: ConsumerRun, path: Path) -> None:
             record = json.loads(line)
             kind = record["record"]
         except (json.JSONDecodeError, KeyError, TypeError):
-            run.protocol_errors.append(f"results line {number} is not a contract record: {line[:120]!r}")
+            run.protocol_errors.append(
+                f"results line {number} is not a contract record: {line[:120]!r}"
+            )
             continue
         if kind == "consumer":
             run.info = record

@@ -38,7 +38,9 @@ class MetaGraphInfo:
         try:
             return self.signatures[key]
         except KeyError:
-            available = ", ".join(sorted(k for k in self.signatures if not k.startswith("__"))) or "none"
+            available = (
+                ", ".join(sorted(k for k in self.signatures if not k.startswith("__"))) or "none"
+            )
             raise UserError(f"signature {key!r} not found; available: {available}") from None
 
 
@@ -76,7 +78,9 @@ def read_saved_model(path: Path) -> SavedModelInfo:
         if (path / "saved_model.pbtxt").exists():
             from google.protobuf import text_format
 
-            proto = text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model_pb2.SavedModel())
+            proto = text_format.Parse(
+                (path / "saved_model.pbtxt").read_text(), saved_model_pb2.SavedModel()
+            )
         else:
             raise UserError(f"{path} is not a SavedModel directory (no saved_model.pb)")
     else:
@@ -103,7 +107,11 @@ def read_saved_model(path: Path) -> SavedModelInfo:
             )
         )
     assets_dir = path / "assets"
-    assets = sorted(str(p.relative_to(path)) for p in assets_dir.rglob("*") if p.is_file()) if assets_dir.is_dir() else []
+    assets = (
+        sorted(str(p.relative_to(path)) for p in assets_dir.rglob("*") if p.is_file())
+        if assets_dir.is_dir()
+        else []
+    )
     return SavedModelInfo(path=path, meta_graphs=meta_graphs, assets=assets)
 
 

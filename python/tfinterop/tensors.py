@@ -45,7 +45,9 @@ def dtype_name(array: np.ndarray) -> str:
     for name, dtype in NUMPY_DTYPES.items():
         if array.dtype.newbyteorder("<") == dtype.newbyteorder("<"):
             return name
-    raise UserError(f"dtype {array.dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)})")
+    raise UserError(
+        f"dtype {array.dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)})"
+    )
 
 
 def as_bytes_array(array: np.ndarray) -> np.ndarray:
@@ -59,7 +61,9 @@ def as_bytes_array(array: np.ndarray) -> np.ndarray:
         elif isinstance(value, np.bytes_ | bytes):
             value = bytes(value)
         else:
-            raise UserError(f"string tensor element {i} is {type(value).__name__}, not bytes or str")
+            raise UserError(
+                f"string tensor element {i} is {type(value).__name__}, not bytes or str"
+            )
         flat_out[i] = value
     return out
 

@@ -38,8 +38,14 @@ class Consumer:
         """Why this consumer cannot run (not built, not installed), or None."""
         program = self.command(build_dir)[0]
         if os.path.isabs(program):
-            return None if os.access(program, os.X_OK) else f"{program} is not built (run `tfinterop build`)"
-        return None if shutil.which(program) else f"{program} is not on PATH (run `tfinterop build`)"
+            return (
+                None
+                if os.access(program, os.X_OK)
+                else f"{program} is not built (run `tfinterop build`)"
+            )
+        return (
+            None if shutil.which(program) else f"{program} is not on PATH (run `tfinterop build`)"
+        )
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities

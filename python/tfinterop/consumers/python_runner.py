@@ -50,7 +50,9 @@ def _read_input(path: str, key: str, expected_dtype: str) -> np.ndarray:
         raise JobError("read_input", f"input {key!r}: {exc}") from None
     found = tensors.dtype_name(array)
     if found != expected_dtype:
-        raise JobError("read_input", f"input {key!r}: file has {found}, graph expects {expected_dtype}")
+        raise JobError(
+            "read_input", f"input {key!r}: file has {found}, graph expects {expected_dtype}"
+        )
     return array
 
 
@@ -101,7 +103,9 @@ def _prepare_saved_model(job: plan_format.Job) -> Callable[[], dict[str, np.ndar
     try:
         loaded = tf.saved_model.load(job.model, tags=job.tags)
     except Exception as exc:
-        raise JobError("load", str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None
+        raise JobError(
+            "load", str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        ) from None
     if job.signature not in loaded.signatures:
         available = ", ".join(sorted(loaded.signatures.keys())) or "none"
         raise JobError("resolve", f"signature {job.signature!r} not found; available: {available}")
@@ -110,12 +114,20 @@ def _prepare_saved_model(job: plan_format.Job) -> Callable[[], dict[str, np.ndar
     feeds = {}
     for entry in job.inputs:
         if entry.key not in specs:
-            raise JobError("resolve", f"signature {job.signature!r} has no input {entry.key!r}; inputs: {sorted(specs)}")
-        feeds[entry.key] = tf.constant(_read_input(entry.file, entry.key, _dtype_name(specs[entry.key].dtype)))
+            raise JobError(
+                "resolve",
+                f"signature {job.signature!r} has no input {entry.key!r}; inputs: {sorted(specs)}",
+            )
+        feeds[entry.key] = tf.constant(
+            _read_input(entry.file, entry.key, _dtype_name(specs[entry.key].dtype))
+        )
     output_keys = set(function.structured_outputs)
     for entry in job.outputs:
         if entry.key not in output_keys:
-            raise JobError("resolve", f"signature {job.signature!r} has no output {entry.key!r}; outputs: {sorted(output_keys)}")
+            raise JobError(
+                "resolve",
+                f"signature {job.signature!r} has no output {entry.key!r}; outputs: {sorted(output_keys)}",
+            )
 
     def run() -> dict[str, np.ndarray]:
         result = function(**feeds)
@@ -138,7 +150,9 @@ def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
     except JobError:
         raise
     except Exception as exc:
-        raise JobError("run", str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
+        raise JobError(
+            "run", str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        ) from None
     record["first_run_s"] = time.perf_counter() - started
     written = []
     for entry in job.outputs:
@@ -148,7 +162,13 @@ def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
         except (OSError, UserError) as exc:
             raise JobError("write_output", f"output {entry.key!r}: {exc}") from None
         written.append(
-            {"key": entry.key, "tensor": entry.tensor, "dtype": dtype, "shape": list(array.shape), "file": entry.file}
+            {
+                "key": entry.key,
+                "tensor": entry.tensor,
+                "dtype": dtype,
+                "shape": list(array.shape),
+                "file": entry.file,
+            }
         )
     for _ in range(job.warmup):
         run()
@@ -181,7 +201,11 @@ def _shorthand_plan(args: argparse.Namespace) -> plan_format.Plan:
             key, _, tensor = name.partition("@")
             if not file or not key:
                 raise plan_format.PlanError(f"expected KEY[@TENSOR]=FILE, got {spec!r}")
-            result.append(plan_format.PlanTensor(key, tensor or (key if args.format == "frozen" else "-"), file))
+            result.append(
+                plan_format.PlanTensor(
+                    key, tensor or (key if args.format == "frozen" else "-"), file
+                )
+            )
         return result
 
     job = plan_format.Job(
@@ -225,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.model and args.format:
             plan = _shorthand_plan(args)
         else:
-            raise plan_format.PlanError("give --plan PLAN or --model PATH --format FORMAT --output ...")
+            raise plan_format.PlanError(
+                "give --plan PLAN or --model PATH --format FORMAT --output ..."
+            )
     except (OSError, UserError, ValueError) as exc:
         print(f"tfinterop-python-consumer: {exc}", file=sys.stderr)
         return 2
@@ -240,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         intra_op_parallelism_threads=plan.intra_op_threads,
         inter_op_parallelism_threads=plan.inter_op_threads,
     )
-    out: TextIO = open(args.results, "w", encoding="utf-8") if args.results else sys.stdout  # noqa: SIM115
+    out: TextIO = open(args.results, "w", encoding="utf-8") if args.results else sys.stdout
     failed = 0
     try:
         _emit(out, consumer_record())
@@ -249,10 +275,19 @@ def main(argv: list[str] | None = None) -> int:
                 record = run_job(job, config)
             except JobError as exc:
                 failed += 1
-                record = {"record": "job", "id": job.id, "status": "error", "stage": exc.stage, "error": str(exc)}
+                record = {
+                    "record": "job",
+                    "id": job.id,
+                    "status": "error",
+                    "stage": exc.stage,
+                    "error": str(exc),
+                }
             _emit(out, record)
         max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        _emit(out, {"record": "done", "jobs": len(plan.jobs), "failed": failed, "max_rss_kb": max_rss_kb})
+        _emit(
+            out,
+            {"record": "done", "jobs": len(plan.jobs), "failed": failed, "max_rss_kb": max_rss_kb},
+        )
     finally:
         if out is not sys.stdout:
             out.close()
