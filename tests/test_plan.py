@@ -38,10 +38,6 @@ def test_round_trip() -> None:
         ("nope\n", "must start with"),
         ("tfinterop-plan\t1\nbogus\tx\n", "unknown record 'bogus'"),
         ("tfinterop-plan\t1\nmodel\tm\n", "outside a job"),
-        (
-            "tfinterop-plan\t1\njob\ta\nmodel\tm\nformat\tfrozen\nend\n",
-            "needs model, format and an output",
-        ),
         ("tfinterop-plan\t1\njob\ta\nmodel\tm\n", "missing 'end'"),
         ("tfinterop-plan\t1\njob\ta\nrepeat\t0\n", "integer >= 1"),
         ("tfinterop-plan\t1\njob\ta\nformat\tonnx\n", "frozen or saved_model"),
@@ -62,3 +58,19 @@ def test_fields_with_tabs_or_newlines_are_refused_when_writing() -> None:
     bad.jobs[0].model = "/a\tb"
     with pytest.raises(plan.PlanError, match="tab or newline"):
         plan.render(bad)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("model\tm\nformat\tfrozen\n", "needs model, format and an output"),
+        ("model\tm\nmodel\tn\nformat\tfrozen\noutput\ty\ty\tf\n", "model given twice"),
+        ("model\tm\nformat\tfrozen\nsignature\ts\noutput\ty\ty\tf\n", "not frozen"),
+        ("model\tm\nformat\tfrozen\noutput\ty\ty\tf\noutput\ty\tz\tg\n", "output 'y' given twice"),
+    ],
+)
+def test_invalid_jobs_fail_alone(body: str, problem: str) -> None:
+    text = f"tfinterop-plan\t1\njob\tbad\n{body}end\njob\tgood\nmodel\tm\nformat\tfrozen\noutput\ty\ty\tf\nend\n"
+    parsed = plan.parse(text)
+    assert problem in (parsed.jobs[0].problem or "")
+    assert parsed.jobs[1].problem is None

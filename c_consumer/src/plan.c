@@ -118,12 +118,10 @@ static int set_once(PlanJob *j, size_t line, char **slot, Field f, const char *w
     return *slot ? 0 : -1;
 }
 
-static int add_tensor(PlanJob *j, size_t line, int is_input, const Field *fv) {
-    const char *what = is_input ? "input" : "output";
+/* Appends an input/output record (fields already checked non-empty). -1 on OOM. */
+static int add_tensor(PlanJob *j, int is_input, const Field *fv) {
     PlanTensor **arr = is_input ? &j->inputs : &j->outputs;
     size_t *n = is_input ? &j->n_inputs : &j->n_outputs;
-    (void)line;
-    (void)what;
     PlanTensor *p = realloc(*arr, (*n + 1) * sizeof **arr);
     if (!p) return -1;
     *arr = p;
@@ -136,22 +134,6 @@ static int add_tensor(PlanJob *j, size_t line, int is_input, const Field *fv) {
     return 0;
 }
 
-/* "op" and "op:0" name the same tensor. */
-static int same_tensor(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la == lb) return memcmp(a, b, la) == 0;
-    if (la > lb) {
-        const char *t = a;
-        a = b;
-        b = t;
-        size_t tl = la;
-        la = lb;
-        lb = tl;
-    }
-    /* a is the shorter one: equal when b == a + ":0" and a has no index itself. */
-    return lb == la + 2 && memcmp(a, b, la) == 0 && b[la] == ':' && b[la + 1] == '0' && !strchr(a, ':');
-}
-
 /* Checks done when the job is closed. Returns -1 only on OOM. */
 static int validate_job(PlanJob *j) {
     if (j->error) return 0;
@@ -160,15 +142,6 @@ static int validate_job(PlanJob *j) {
     if (j->format == PLAN_FORMAT_FROZEN) {
         if (j->tags) return job_fail(j, j->line, "job '%s': 'tags' is for saved_model only", j->id);
         if (j->signature) return job_fail(j, j->line, "job '%s': 'signature' is for saved_model only", j->id);
-        /* The contract says TENSOR equals KEY for frozen graphs ("x" meaning "x:0"). */
-        for (int io = 0; io < 2; io++) {
-            const PlanTensor *t = io ? j->outputs : j->inputs;
-            size_t n = io ? j->n_outputs : j->n_inputs;
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(t[i].tensor, "-") != 0 && !same_tensor(t[i].key, t[i].tensor))
-                    return job_fail(j, j->line, "job '%s': frozen graph %s '%s' has TENSOR '%s', which differs from KEY",
-                                    j->id, io ? "output" : "input", t[i].key, t[i].tensor);
-        }
     }
     if (j->n_outputs == 0) return job_fail(j, j->line, "job '%s' has no 'output' record", j->id);
     for (size_t a = 0; a < j->n_inputs; a++)
@@ -395,9 +368,9 @@ int plan_parse(const char *data, size_t len, Plan **out, char *err, size_t errle
                 cur->warmup = v;
             *seen = 1;
         } else if (field_is(type, "input")) {
-            rc = add_tensor(cur, line, 1, &fv[1]);
+            rc = add_tensor(cur, 1, &fv[1]);
         } else if (field_is(type, "output")) {
-            rc = add_tensor(cur, line, 0, &fv[1]);
+            rc = add_tensor(cur, 0, &fv[1]);
         }
         if (rc) goto oom;
     }

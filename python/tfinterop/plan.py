@@ -37,6 +37,8 @@ class Job:
     outputs: list[PlanTensor] = field(default_factory=list)
     warmup: int = 0
     repeat: int = 1
+    problem: str | None = field(default=None, compare=False)
+    """Set by the parser when well-formed records do not make a valid job (stage ``plan``)."""
 
 
 @dataclass
@@ -92,44 +94,48 @@ def parse(text: str) -> Plan:
         raise PlanError("plan must start with the line 'tfinterop-plan<TAB>1'")
     plan = Plan()
     job: Job | None = None
+    seen: set[str] = set()
     ids: set[str] = set()
+
+    def job_problem(message: str) -> None:
+        if job is not None and job.problem is None:
+            job.problem = message
+
     for line_no, line in enumerate(lines[1:], start=2):
         if not line or line.startswith("#"):
             continue
         record, *fields = line.split("\t")
         expected = {
-            "threads": 2,
-            "job": 1,
-            "model": 1,
-            "format": 1,
-            "tags": 1,
-            "signature": 1,
-            "input": 3,
-            "output": 3,
-            "warmup": 1,
-            "repeat": 1,
-            "end": 0,
-        }.get(record)
+            "threads": 2, "job": 1, "model": 1, "format": 1, "tags": 1, "signature": 1,
+            "input": 3, "output": 3, "warmup": 1, "repeat": 1, "end": 0,
+        }.get(record)  # fmt: skip
         if expected is None:
             raise PlanError(f"plan line {line_no}: unknown record {record!r}")
         if len(fields) != expected or any(not f for f in fields):
             raise PlanError(f"plan line {line_no}: {record} takes {expected} non-empty field(s)")
         if record == "threads":
-            if job is not None or plan.jobs:
-                raise PlanError(f"plan line {line_no}: threads must come before the first job")
+            if job is not None or plan.jobs or "threads" in ids:
+                raise PlanError(
+                    f"plan line {line_no}: threads must come once, before the first job"
+                )
+            ids.add("threads")
             plan.intra_op_threads = _count(fields[0], line_no, 0)
             plan.inter_op_threads = _count(fields[1], line_no, 0)
             continue
         if record == "job":
             if job is not None:
                 raise PlanError(f"plan line {line_no}: job {job.id!r} is not closed with 'end'")
-            if fields[0] in ids:
+            if "job:" + fields[0] in ids:
                 raise PlanError(f"plan line {line_no}: duplicate job id {fields[0]!r}")
-            ids.add(fields[0])
-            job = Job(id=fields[0])
+            ids.add("job:" + fields[0])
+            job, seen = Job(id=fields[0]), set()
             continue
         if job is None:
             raise PlanError(f"plan line {line_no}: {record} outside a job")
+        if record in ("model", "format", "tags", "signature", "warmup", "repeat"):
+            if record in seen:
+                job_problem(f"plan line {line_no}: {record} given twice in job {job.id!r}")
+            seen.add(record)
         if record == "model":
             job.model = fields[0]
         elif record == "format":
@@ -138,18 +144,27 @@ def parse(text: str) -> Plan:
             job.format = fields[0]
         elif record == "tags":
             job.tags = fields[0].split(",")
+            if any(not tag for tag in job.tags):
+                raise PlanError(f"plan line {line_no}: empty tag in tag set {fields[0]!r}")
         elif record == "signature":
             job.signature = fields[0]
         elif record in ("input", "output"):
-            (job.inputs if record == "input" else job.outputs).append(PlanTensor(*fields))
+            entries = job.inputs if record == "input" else job.outputs
+            if any(entry.key == fields[0] for entry in entries):
+                job_problem(f"plan line {line_no}: {record} {fields[0]!r} given twice")
+            entries.append(PlanTensor(*fields))
         elif record == "warmup":
             job.warmup = _count(fields[0], line_no, 0)
         elif record == "repeat":
             job.repeat = _count(fields[0], line_no, 1)
         elif record == "end":
             if not job.model or not job.format or not job.outputs:
-                raise PlanError(
+                job_problem(
                     f"plan line {line_no}: job {job.id!r} needs model, format and an output"
+                )
+            elif job.format == "frozen" and seen & {"tags", "signature"}:
+                job_problem(
+                    f"plan line {line_no}: tags/signature are for saved_model jobs, not frozen"
                 )
             plan.jobs.append(job)
             job = None

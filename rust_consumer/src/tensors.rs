@@ -71,7 +71,7 @@ macro_rules! host_tensor {
             /// Reads `path` as a tensor of graph dtype `dtype`.
             pub fn read(dtype: DataType, path: &Path, what: &str) -> Result<Self> {
                 match dtype {
-                    $(DataType::$v => Ok(HostTensor::$v(read_numeric::<$t>(path)?)),)*
+                    $(DataType::$v => Ok(HostTensor::$v(read_numeric::<$t>(path, &format!("{what} ({})", $name))?)),)*
                     DataType::String => Ok(HostTensor::String(read_strings(path, what)?)),
                     other => bail!("{what} has graph dtype {other}, which the contract does not carry"),
                 }
@@ -142,8 +142,9 @@ pub fn element_count(dims: &[u64]) -> Option<u64> {
     dims.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d))
 }
 
-/// Parses an `.npy` file whose dtype must be exactly `T`'s contract dtype.
-fn read_npy<T: Elem>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
+/// Parses an `.npy` file whose dtype must be exactly `T`'s contract dtype;
+/// `role` names what the file is for in error messages.
+fn read_npy<T: Elem>(path: &Path, role: &str) -> Result<(Vec<u64>, Vec<T>)> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut rest: &[u8] = &bytes;
     let header = NpyHeader::from_reader(&mut rest)
@@ -162,10 +163,9 @@ fn read_npy<T: Elem>(path: &Path) -> Result<(Vec<u64>, Vec<T>)> {
     };
     ensure!(
         same_dtype(&got, &want),
-        "{}: dtype {} does not match the graph's dtype {} (npy {})",
+        "{}: npy dtype {} does not fit {role}, which needs {}",
         path.display(),
         got,
-        T::data_type(),
         contract_descr(&want),
     );
     ensure!(
@@ -211,8 +211,8 @@ fn contract_descr(ts: &TypeStr) -> String {
     }
 }
 
-fn read_numeric<T: Elem>(path: &Path) -> Result<Tensor<T>> {
-    let (shape, values) = read_npy::<T>(path)?;
+fn read_numeric<T: Elem>(path: &Path, role: &str) -> Result<Tensor<T>> {
+    let (shape, values) = read_npy::<T>(path, role)?;
     let mut t = Tensor::<T>::new(&shape);
     // Zero-element tensors may have a null data pointer: never deref them.
     if !values.is_empty() {
@@ -229,7 +229,7 @@ pub fn bytes_path(path: &Path) -> PathBuf {
 }
 
 fn read_strings(path: &Path, what: &str) -> Result<Tensor<String>> {
-    let (shape, lengths) = read_npy::<i64>(path).context("string tensor lengths")?;
+    let (shape, lengths) = read_npy::<i64>(path, &format!("the lengths of {what} (string)"))?;
     let bpath = bytes_path(path);
     let data = fs::read(&bpath).with_context(|| format!("cannot read {}", bpath.display()))?;
     let mut strings = Vec::with_capacity(lengths.len());
@@ -249,7 +249,7 @@ fn read_strings(path: &Path, what: &str) -> Result<Tensor<String>> {
                 )
             })?;
         let s = String::from_utf8(data[offset..end].to_vec())
-            .map_err(|_| anyhow!("{what} element {i} is not valid UTF-8: {UTF8_LIMITATION}"))?;
+            .map_err(|_| anyhow!("string {what} element {i} is not valid UTF-8: {UTF8_LIMITATION}"))?;
         strings.push(s);
         offset = end;
     }

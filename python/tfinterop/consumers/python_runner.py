@@ -56,7 +56,9 @@ def _read_input(path: str, key: str, expected_dtype: str) -> np.ndarray:
     return array
 
 
-def _split_tensor_name(name: str) -> str:
+def _tensor_name(entry: plan_format.PlanTensor) -> str:
+    """Frozen jobs feed/fetch TENSOR; ``-`` means the KEY is the tensor name."""
+    name = entry.key if entry.tensor == "-" else entry.tensor
     return name if ":" in name else f"{name}:0"
 
 
@@ -78,17 +80,18 @@ def _prepare_frozen(job: plan_format.Job, config: Any) -> Callable[[], dict[str,
             raise JobError("load", str(exc).strip().splitlines()[-1]) from None
     session = tf.compat.v1.Session(graph=graph, config=config)
 
-    def lookup(name: str) -> Any:
+    def lookup(entry: plan_format.PlanTensor) -> Any:
+        name = _tensor_name(entry)
         try:
-            return graph.get_tensor_by_name(_split_tensor_name(name))
+            return graph.get_tensor_by_name(name)
         except (KeyError, ValueError) as exc:
             raise JobError("resolve", f"tensor {name!r} not found in graph: {exc}") from None
 
     feeds = {}
     for entry in job.inputs:
-        tensor = lookup(entry.tensor)
+        tensor = lookup(entry)
         feeds[tensor] = _read_input(entry.file, entry.key, _dtype_name(tensor.dtype))
-    fetches = [lookup(entry.tensor) for entry in job.outputs]
+    fetches = [lookup(entry) for entry in job.outputs]
 
     def run() -> dict[str, np.ndarray]:
         values = session.run(fetches, feed_dict=feeds)
@@ -138,6 +141,8 @@ def _prepare_saved_model(job: plan_format.Job) -> Callable[[], dict[str, np.ndar
 
 def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
     record: dict[str, Any] = {"record": "job", "id": job.id}
+    if job.problem:
+        raise JobError("plan", job.problem)
     started = time.perf_counter()
     if job.format == "frozen":
         run = _prepare_frozen(job, config)
