@@ -284,29 +284,20 @@ fn finish(d: JobDraft) -> Result<JobSpec, String> {
         if signature.is_some() {
             return Err("'signature' is for saved_model only, this job is frozen".into());
         }
-        // For frozen graphs TENSOR must name the same tensor as KEY.
-        let pairs = d
-            .inputs
-            .iter()
-            .map(|i| (&i.key, &i.tensor))
-            .chain(d.outputs.iter().map(|o| (&o.key, &o.tensor)));
-        for (key, tensor) in pairs {
-            if let Some(t) = tensor {
-                if canonical_tensor_name(t) != canonical_tensor_name(key) {
-                    return Err(format!(
-                        "frozen graph: TENSOR {t:?} differs from KEY {key:?}"
-                    ));
-                }
-            }
-        }
     }
     if d.outputs.is_empty() {
         return Err("job has no 'output' record".into());
     }
+    // Keys name inputs and outputs in results; inputs and outputs are separate namespaces.
     let mut seen = HashSet::new();
-    for i in &d.inputs {
-        if !seen.insert(i.key.as_str()) {
-            return Err(format!("input {:?} is fed twice", i.key));
+    for key in d.inputs.iter().map(|i| ("input", &i.key)) {
+        if !seen.insert(key) {
+            return Err(format!("input {:?} is given twice", key.1));
+        }
+    }
+    for key in d.outputs.iter().map(|o| ("output", &o.key)) {
+        if !seen.insert(key) {
+            return Err(format!("output {:?} is given twice", key.1));
         }
     }
     Ok(JobSpec {
@@ -464,7 +455,8 @@ mod tests {
             "job\ta\nmodel\tm\noutput\ty\t-\ty.npy\nend\n",
             "job\ta\nmodel\tm\nformat\tfrozen\nend\n",
             "job\ta\nmodel\tm\nformat\tfrozen\ntags\tserve\noutput\ty\t-\ty.npy\nend\n",
-            "job\ta\nmodel\tm\nformat\tfrozen\noutput\ty\tz:0\ty.npy\nend\n",
+            "job\ta\nmodel\tm\nformat\tfrozen\noutput\ty\t-\ty.npy\noutput\ty\tz\tz.npy\nend\n",
+            "job\ta\nmodel\tm\nformat\tfrozen\ninput\tx\t-\tx.npy\ninput\tx\t-\tx.npy\noutput\ty\t-\ty.npy\nend\n",
             "job\ta\nmodel\tm\nmodel\tm\nformat\tfrozen\noutput\ty\t-\ty.npy\nend\n",
         ] {
             let p = plan(bad).unwrap();

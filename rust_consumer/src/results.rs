@@ -89,7 +89,7 @@ impl ResultsWriter {
                 id,
                 status: "error",
                 stage: e.stage,
-                error: &e.message,
+                error: &clip(&e.message),
             }),
         }
     }
@@ -102,6 +102,19 @@ impl ResultsWriter {
             max_rss_kb: max_rss_kb(),
         })
     }
+}
+
+/// Keeps records readable when a library quotes a whole hostile input back.
+fn clip(message: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 4096;
+    if message.len() <= MAX {
+        return message.into();
+    }
+    let mut end = MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &message[..end], message.len() - end).into()
 }
 
 /// Peak resident set size in KiB (`ru_maxrss` is KiB on Linux).

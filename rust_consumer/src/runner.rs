@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use serde::Serialize;
 use tensorflow::{
     DataType, Graph, ImportGraphDefOptions, Operation, OutputName, SavedModelBundle, Session,
@@ -179,8 +179,12 @@ pub fn run_job(
         let elapsed = t0.elapsed().as_secs_f64();
         let mut fetched = Vec::new();
         if fetch {
+            // TF ran fine; an output the contract cannot carry is an output problem.
             for (pos, token) in tokens.into_iter().enumerate() {
-                fetched.push(HostTensor::fetch(&mut args, token, pos).at(Stage::Run)?);
+                let t = HostTensor::fetch(&mut args, token, pos)
+                    .with_context(|| format!("output '{}'", spec.outputs[pos].key))
+                    .at(Stage::WriteOutput)?;
+                fetched.push(t);
             }
         }
         Ok((elapsed, fetched))
@@ -222,7 +226,7 @@ pub fn run_job(
 }
 
 /// KEY -> graph tensor. SavedModel: through the SignatureDef, checked against the
-/// plan's TENSOR. Frozen: KEY is the tensor name.
+/// plan's TENSOR. Frozen: the plan's TENSOR (or KEY when it is `-`).
 fn resolve(
     loaded: &Loaded,
     graph: &Graph,
@@ -257,10 +261,13 @@ fn resolve(
             }
             name
         }
-        Loaded::Frozen(_) => key
-            .parse()
-            .map_err(|e| anyhow!("{kind} '{key}' is not a tensor name: {e}"))
-            .at(Stage::Resolve)?,
+        // Frozen: KEY is only a label; TENSOR is fed/fetched, `-` meaning KEY.
+        Loaded::Frozen(_) => {
+            let t = plan_tensor.unwrap_or(key);
+            t.parse()
+                .map_err(|e| anyhow!("{kind} '{key}': '{t}' is not a tensor name: {e}"))
+                .at(Stage::Resolve)?
+        }
     };
     let op = graph
         .operation_by_name_required(&name.name)

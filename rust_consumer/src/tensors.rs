@@ -248,8 +248,9 @@ fn read_strings(path: &Path, what: &str) -> Result<Tensor<String>> {
                     bpath.display()
                 )
             })?;
-        let s = String::from_utf8(data[offset..end].to_vec())
-            .map_err(|_| anyhow!("string {what} element {i} is not valid UTF-8: {UTF8_LIMITATION}"))?;
+        let s = String::from_utf8(data[offset..end].to_vec()).map_err(|_| {
+            anyhow!("string {what} element {i} is not valid UTF-8: {UTF8_LIMITATION}")
+        })?;
         strings.push(s);
         offset = end;
     }
