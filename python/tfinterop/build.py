@@ -103,6 +103,13 @@ def c_build_command(tf: TensorFlowInstall, sources: list[Path], output: Path) ->
     ]
 
 
+def c_binary(build_dir: Path, tf: TensorFlowInstall) -> Path:
+    """One C binary per TensorFlow wheel location (its rpath is absolute), so environments
+    built side by side (one per nox session) do not rebuild each other's."""
+    tag = hashlib.sha256(tf.library_dir.encode()).hexdigest()[:12]
+    return build_dir / "c_consumer" / tag / C_BINARY
+
+
 def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     root = project_root()
     tf = find_tensorflow()
@@ -110,7 +117,7 @@ def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     if not sources:
         raise BuildError(f"no C sources under {root / 'c_consumer' / 'src'}")
     headers = sorted((root / "c_consumer" / "src").glob("*.h"))
-    out_dir = build_dir / "c_consumer"
+    out_dir = c_binary(build_dir, tf).parent
     binary = out_dir / C_BINARY
     command = c_build_command(tf, sources, binary)
     fingerprint = _digest(
@@ -155,14 +162,17 @@ def write_cargo_config(build_dir: Path, tf: TensorFlowInstall) -> Path:
             link.unlink(missing_ok=True)
             link.symlink_to(wanted)
     triple = rust_target_triple()
-    # The rpath points at the wheel directory, not the symlinks: at run time the loader
-    # looks for the SONAMEs (libtensorflow_cc.so.2), which live only in the wheel.
+    # The rpath points at the wheel directory, not the symlinks: at run time the loader looks
+    # for the SONAMEs (libtensorflow_cc.so.2), which live only in the wheel. It is relative to
+    # the installed binary (<venv>/bin), so every venv of the same layout gets identical
+    # rustflags and shares one incremental cargo target dir instead of rebuilding (~4 min).
+    relative = os.path.relpath(tf.library_dir, sysconfig.get_path("scripts"))
     config = (
         f"[target.{triple}.tensorflow]\n"
         f'rustc-link-search = ["{link_dir.resolve()}"]\n'
         f'rustc-link-lib = ["tensorflow", "tensorflow_framework"]\n'
         f"\n[target.{triple}]\n"
-        f'rustflags = ["-C", "link-arg=-Wl,-rpath,{tf.library_dir}"]\n'
+        f'rustflags = ["-C", "link-arg=-Wl,-rpath,$ORIGIN/{relative}"]\n'
     )
     path = link_dir / "cargo-config.toml"
     if not path.exists() or path.read_text() != config:

@@ -58,7 +58,10 @@ class PythonConsumer(Consumer):
 
 class CConsumer(Consumer):
     def command(self, build_dir: Path) -> list[str]:
-        return [str(build_dir / "c_consumer" / "tfinterop-c-consumer")]
+        from ..build import c_binary
+        from ..tfenv import find_tensorflow
+
+        return [str(c_binary(build_dir, find_tensorflow()))]
 
 
 class ScriptsDirConsumer(Consumer):
