@@ -63,7 +63,7 @@ class OutputComparison:
             for worst in self.worst:
                 error = f" |diff|={worst.abs_error:.3g}" if worst.abs_error is not None else ""
                 parts.append(
-                    f"at {tuple(worst.index)} actual={worst.actual!r} expected={worst.expected!r}{error}"
+                    f"at {tuple(worst.index)} actual={_show(worst.actual)} expected={_show(worst.expected)}{error}"
                 )
             hints = []
             if self.min_atol is not None:
@@ -107,7 +107,12 @@ def _dtype_label(array: np.ndarray) -> str:
 
 
 def _element(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    """Keep numpy scalars (their str() is the shortest repr for their own precision)."""
+    return value
+
+
+def _show(value: Any) -> str:
+    return str(value) if isinstance(value, np.generic) else repr(value)
 
 
 def compare(
