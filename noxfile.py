@@ -93,3 +93,14 @@ def lint(session: nox.Session) -> None:
         external=True,
     )
     session.run("tfinterop", "build", "--consumer", "c")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Latency (load, first run, p50/p90), peak RSS and Rust/C/Python ratios for every
+    fixture x format x consumer; refreshes the committed results in benchmarks/."""
+    install_project(session)
+    session.run(
+        "tfinterop", "bench", "--write", "benchmarks", *session.posargs,
+        env={"TFINTEROP_BENCH_NOX": "1"},
+    )  # fmt: skip

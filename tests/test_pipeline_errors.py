@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tfinterop.consumers import FROZEN, SAVED_MODEL, Consumer
 from tfinterop.pipeline import RunSettings, cases_from_manifest, run_consumers
 

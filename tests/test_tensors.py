@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tfinterop import tensors
 from tfinterop.errors import UserError
 

@@ -16,9 +16,30 @@
 #define EXIT_JOB_FAILED 1
 #define EXIT_USAGE 2
 
+/* Peak RSS of this process image in KiB. getrusage's ru_maxrss survives execve, so a
+ * consumer started by a big parent (the harness with TensorFlow imported) would report the
+ * parent's peak; /proc/self/status VmHWM belongs to this image alone. */
+static long peak_rss_kb(void) {
+    FILE *status = fopen("/proc/self/status", "r");
+    long kb = -1;
+    if (status) {
+        char line[256];
+        while (fgets(line, sizeof line, status)) {
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        }
+        fclose(status);
+    }
+    if (kb < 0) {
+        struct rusage ru;
+        kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+    }
+    return kb;
+}
+
 static const char kUsage[] =
     "usage: tfinterop-c-consumer --plan PLAN.tsv --results RESULTS.jsonl\n"
     "       tfinterop-c-consumer --version\n"
+    "       tfinterop-c-consumer [--registered-ops OPLIST.pb] [--registered-kernels KERNELLIST.pb]\n"
     "       tfinterop-c-consumer --model PATH --format frozen|saved_model [--tags serve[,gpu]]\n"
     "           [--signature KEY] --input KEY[@TENSOR]=FILE.npy ... --output KEY[@TENSOR]=FILE.npy ...\n"
     "           [--repeat N] [--warmup N] [--threads INTRA,INTER] [--results FILE.jsonl]\n";
@@ -73,6 +94,51 @@ static int read_file(const char *path, char **data, size_t *len) {
     return 0;
 }
 
+/* Writes a TF_Buffer to path (the whole file, or an error line on stderr). */
+static int write_buffer(const char *path, const TF_Buffer *buf, const char *what) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "tfinterop-c-consumer: cannot create %s file '%s': %s\n", what, path, strerror(errno));
+        return -1;
+    }
+    int bad = buf->length && fwrite(buf->data, 1, buf->length, f) != buf->length;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (bad) fprintf(stderr, "tfinterop-c-consumer: cannot write %s file '%s': %s\n", what, path, strerror(e));
+    return bad ? -1 : 0;
+}
+
+/* What the linked libtensorflow registers, for `tfinterop inspect`'s kernel check: the
+ * serialized OpList (TF_GetAllOpList) and KernelList (TF_GetAllRegisteredKernels) protos. */
+static int dump_registry(const char *ops_path, const char *kernels_path) {
+    int rc = 0;
+    if (ops_path) {
+        TF_Buffer *ops = TF_GetAllOpList();
+        if (!ops) {
+            fputs("tfinterop-c-consumer: TF_GetAllOpList returned nothing\n", stderr);
+            return EXIT_USAGE;
+        }
+        if (write_buffer(ops_path, ops, "op list")) rc = EXIT_USAGE;
+        TF_DeleteBuffer(ops);
+    }
+    if (kernels_path && rc == 0) {
+        TF_Status *st = TF_NewStatus();
+        TF_Buffer *kernels = TF_GetAllRegisteredKernels(st);
+        if (TF_GetCode(st) != TF_OK || !kernels) {
+            fprintf(stderr, "tfinterop-c-consumer: TF_GetAllRegisteredKernels: %s\n", TF_Message(st));
+            rc = EXIT_USAGE;
+        } else if (write_buffer(kernels_path, kernels, "kernel list")) {
+            rc = EXIT_USAGE;
+        }
+        TF_DeleteBuffer(kernels);
+        TF_DeleteStatus(st);
+    }
+    return rc;
+}
+
 /* A value of the shorthand that cannot go into a plan field. */
 static int bad_value(const char *v) { return strchr(v, '\t') || strchr(v, '\n'); }
 
@@ -93,6 +159,7 @@ static int add_tensor_record(StrBuf *plan, const char *rec, const char *arg) {
 
 int main(int argc, char **argv) {
     const char *plan_path = NULL, *results_path = NULL;
+    const char *ops_path = NULL, *kernels_path = NULL;
     int version = 0, shorthand = 0;
     StrBuf cli; /* the shorthand's job records, in plan syntax */
     StrBuf head;
@@ -115,8 +182,10 @@ int main(int argc, char **argv) {
             rc = 0;
             goto out;
         }
-        static const char *with_value[] = {"--plan", "--results", "--model", "--format", "--tags", "--signature",
-                                           "--input", "--output", "--repeat", "--warmup", "--threads"};
+        static const char *with_value[] = {"--plan",      "--results", "--model",  "--format",
+                                           "--tags",      "--signature", "--input", "--output",
+                                           "--repeat",    "--warmup",  "--threads", "--registered-ops",
+                                           "--registered-kernels"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (strcmp(a, with_value[k]) == 0) known = 1;
@@ -132,6 +201,15 @@ int main(int argc, char **argv) {
         if (bad_value(v)) {
             rc = usage_error("the value of %s contains a TAB or newline", a);
             goto out;
+        }
+        if (strcmp(a, "--registered-ops") == 0 || strcmp(a, "--registered-kernels") == 0) {
+            const char **slot = strcmp(a, "--registered-ops") == 0 ? &ops_path : &kernels_path;
+            if (*slot) {
+                rc = usage_error("%s given twice", a);
+                goto out;
+            }
+            *slot = v;
+            continue;
         }
         if (strcmp(a, "--plan") == 0 || strcmp(a, "--results") == 0) {
             const char **slot = a[2] == 'p' ? &plan_path : &results_path;
@@ -159,7 +237,7 @@ int main(int argc, char **argv) {
     }
 
     if (version) {
-        if (plan_path || results_path || shorthand) {
+        if (plan_path || results_path || shorthand || ops_path || kernels_path) {
             rc = usage_error("--version takes no other arguments");
             goto out;
         }
@@ -168,6 +246,15 @@ int main(int argc, char **argv) {
         consumer_record(&sb);
         rc = emit(stdout, &sb) ? EXIT_USAGE : 0;
         sb_free(&sb);
+        goto out;
+    }
+
+    if (ops_path || kernels_path) {
+        if (plan_path || results_path || shorthand) {
+            rc = usage_error("--registered-ops/--registered-kernels take no plan or job options");
+            goto out;
+        }
+        rc = dump_registry(ops_path, kernels_path);
         goto out;
     }
 
@@ -241,8 +328,7 @@ int main(int argc, char **argv) {
         sb_puts(&rec, "\n");
         if (emit(rf, &rec)) goto write_failed;
     }
-    struct rusage ru;
-    long max_rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0; /* kilobytes on Linux */
+    long max_rss = peak_rss_kb();
     sb_clear(&rec);
     sb_printf(&rec, "{\"record\": \"done\", \"jobs\": %zu, \"failed\": %zu, \"max_rss_kb\": %ld}\n", plan->n_jobs,
               failed, max_rss);

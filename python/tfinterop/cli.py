@@ -86,7 +86,25 @@ def _fixture_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _shard(value: str) -> tuple[int, int]:
+    index, _, count = value.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N (e.g. 1/4), got {value!r}") from None
+    if not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"shard {value}: need 1 <= K <= N")
+    return shard
+
+
 def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N deterministic slices of the fixtures (for CI matrices)",
+    )
     parser.add_argument(
         "--consumer",
         "-c",
@@ -157,6 +175,22 @@ def make_parser() -> argparse.ArgumentParser:
     _fixture_options(interop)
     _run_options(interop)
     _common(interop)
+    bench = sub.add_parser("bench", help="latency, load time and peak RSS per cell; Rust/C/Python ratios")
+    _fixture_options(bench)
+    bench.add_argument("--consumer", "-c", action="append", dest="consumers", metavar="NAME")
+    bench.add_argument("--repeat", type=_positive, default=30, help="timed steady runs per cell (default 30)")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (default 5)")
+    bench.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER")
+    bench.add_argument("--onednn", choices=("0", "1"), default=None)
+    bench.add_argument("--timeout", type=float, default=900.0)
+    bench.add_argument("--json", type=Path, metavar="FILE")
+    bench.add_argument("--write", type=Path, metavar="DIR", help="refresh committed results (benchmarks/)")
+    bench.add_argument("--no-build", action="store_true")
+    bench.add_argument(
+        "--no-interop-timing", dest="interop_timing", action="store_false",
+        help="skip timing a warm `tfinterop interop` against its floor",
+    )  # fmt: skip
+    _common(bench)
     return parser
 
 
@@ -236,7 +270,7 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     from . import consumers as consumer_registry
     from .build import BuildError, build_all
     from .export import export_fixtures
-    from .fixtures import BrokenFixture, load_fixtures
+    from .fixtures import BrokenFixture, load_fixtures, shard_fixtures
     from .pipeline import (
         FAILING,
         RunSettings,
@@ -252,6 +286,8 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     consumers = consumer_registry.by_name(args.consumers)
     started = time.perf_counter()
     loaded = load_fixtures(args.fixtures_dir or _default_fixtures_dir(), args.fixtures)
+    if args.shard:
+        loaded = shard_fixtures(loaded, *args.shard)
     fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
     cells = [
         c
@@ -316,7 +352,21 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FAILURES if any(c.status in FAILING for c in cells) else 0
 
 
-COMMANDS = {"env": cmd_env, "export": cmd_export, "build": cmd_build, "interop": cmd_interop}
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    environment = _apply_environment(args.onednn)
+    from . import bench
+
+    args.fixtures_dir = args.fixtures_dir or _default_fixtures_dir()
+    return bench.run(args, console, environment)
+
+
+COMMANDS = {
+    "env": cmd_env,
+    "export": cmd_export,
+    "build": cmd_build,
+    "interop": cmd_interop,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

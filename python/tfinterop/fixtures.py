@@ -258,3 +258,12 @@ def load_fixtures(
             )
         found = [f for f in found if f.name in wanted]
     return found
+
+
+def shard_fixtures(
+    fixtures: list[Fixture | BrokenFixture], index: int, count: int
+) -> list[Fixture | BrokenFixture]:
+    """The ``index``-th (1-based) of ``count`` slices: round-robin over the sorted names, so
+    every fixture lands in exactly one shard and each shard has the same number ±1."""
+    ordered = sorted(fixtures, key=lambda f: f.name)
+    return [f for position, f in enumerate(ordered) if position % count == index - 1]

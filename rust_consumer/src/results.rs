@@ -117,8 +117,20 @@ fn clip(message: &str) -> std::borrow::Cow<'_, str> {
     format!("{}... ({} bytes cut)", &message[..end], message.len() - end).into()
 }
 
-/// Peak resident set size in KiB (`ru_maxrss` is KiB on Linux).
+/// Peak resident set size in KiB of this process image. `ru_maxrss` survives execve, so a
+/// consumer started by a big parent would report the parent's peak; VmHWM is our own.
 pub fn max_rss_kb() -> i64 {
+    let from_proc = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        });
+    if let Some(kb) = from_proc {
+        return kb;
+    }
     // SAFETY: getrusage only writes into the zeroed struct we own.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {

@@ -186,6 +186,18 @@ def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
     return record
 
 
+def peak_rss_kb() -> int:
+    """Peak RSS of this process image (VmHWM): ru_maxrss survives exec and would report the
+    harness's peak instead of ours."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def consumer_record() -> dict[str, Any]:
     import tensorflow as tf
 
@@ -288,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                     "error": str(exc),
                 }
             _emit(out, record)
-        max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        max_rss_kb = peak_rss_kb()
         _emit(
             out,
             {"record": "done", "jobs": len(plan.jobs), "failed": failed, "max_rss_kb": max_rss_kb},

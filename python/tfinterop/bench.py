@@ -1,0 +1,418 @@
+"""``tfinterop bench``: latency and memory of every fixture x format x consumer, and the ratios.
+
+Each cell runs in its own consumer process, one at a time, so load time and peak RSS are
+the cell's own (as in a deployment) and no two measurements share the two cores. Every
+consumer gets the same thread settings and oneDNN setting, recorded in the result.
+
+The Python consumer is TensorFlow's Python API on the same file: on a SavedModel it calls the
+restored signature (a ``tf.function``), on a frozen graph it runs a TF1 ``Session``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .consumers import Consumer
+from .pipeline import CaseRef, RunSettings, build_plan, compare_job
+from .run import run_consumer
+
+# Targets of issue "Performance" checked here, never in timed tests.
+RUST_OVER_C_TARGET = 1.05
+C_OVER_PYTHON_TARGET = 1.0
+WARM_OVER_FLOOR_TARGET = 1.5
+WARM_INTEROP_SECONDS_TARGET = 20.0
+
+
+@dataclass
+class BenchRow:
+    fixture: str
+    format: str
+    signature: str
+    consumer: str
+    status: str
+    message: str = ""
+    process_s: float | None = None
+    """Wall time of the consumer process (start, library load, model load, all runs, exit)."""
+    startup_s: float | None = None
+    """Process wall time not spent in load or runs: interpreter/library start-up and exit."""
+    load_s: float | None = None
+    first_run_s: float | None = None
+    p50_s: float | None = None
+    p90_s: float | None = None
+    runs: int = 0
+    max_rss_mb: float | None = None
+
+
+@dataclass
+class Ratio:
+    fixture: str
+    format: str
+    signature: str
+    name: str
+    value: float | None
+    target: float | None
+    met: bool | None
+    explanation: str = ""
+
+
+@dataclass
+class BenchResult:
+    rows: list[BenchRow]
+    ratios: list[Ratio]
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    interop: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "settings": self.settings,
+            "rows": [asdict(r) for r in self.rows],
+            "ratios": [asdict(r) for r in self.ratios],
+            "interop": self.interop,
+        }
+
+
+def machine_description() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory_gb = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def bench_cell(consumer: Consumer, ref: CaseRef, settings: RunSettings, work: Path) -> BenchRow:
+    row = BenchRow(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "error")
+    plan = build_plan(
+        consumer,
+        [ref],
+        work / "out",
+        warmup=settings.warmup,
+        repeat=settings.repeat,
+        threads=settings.threads,
+    )
+    if not plan.jobs:
+        row.status, row.message = "skip", "declared skip or format not supported"
+        return row
+    run = run_consumer(
+        consumer,
+        plan,
+        work,
+        settings.build_dir,
+        timeout_s=settings.timeout_s,
+        environment=settings.environment,
+    )
+    record = run.jobs.get(ref.job_id)
+    failure = run.failure.describe() if run.failure else None
+    cell = compare_job(ref, consumer.name, record, failure)
+    row.status, row.message = cell.status, cell.message
+    row.process_s = run.wall_s
+    if record and record.get("status") == "ok":
+        steady = np.array(record.get("steady_s") or [], dtype=float)
+        row.load_s = record.get("load_s")
+        row.first_run_s = record.get("first_run_s")
+        row.runs = int(steady.size)
+        if steady.size:
+            row.p50_s = float(np.percentile(steady, 50))
+            row.p90_s = float(np.percentile(steady, 90))
+        # Warm-up runs are untimed; estimate them at the median so start-up is not inflated.
+        accounted = (row.load_s or 0) + (row.first_run_s or 0) + float(steady.sum())
+        accounted += settings.warmup * (row.p50_s or 0)
+        row.startup_s = max(0.0, run.wall_s - accounted)
+    if run.done.get("max_rss_kb") is not None:
+        row.max_rss_mb = round(run.done["max_rss_kb"] / 1024, 1)
+    return row
+
+
+def _ratio(rows: dict[str, BenchRow], top: str, bottom: str) -> float | None:
+    a, b = rows.get(top), rows.get(bottom)
+    if not a or not b or not a.p50_s or not b.p50_s:
+        return None
+    return a.p50_s / b.p50_s
+
+
+def ratios(rows: list[BenchRow]) -> list[Ratio]:
+    grouped: dict[tuple[str, str, str], dict[str, BenchRow]] = {}
+    for row in rows:
+        grouped.setdefault((row.fixture, row.format, row.signature), {})[row.consumer] = row
+    result = []
+    for (fixture, fmt, signature), by_consumer in grouped.items():
+        for name, top, bottom, target in (
+            ("rust/c", "rust", "c", RUST_OVER_C_TARGET),
+            ("c/python", "c", "python", C_OVER_PYTHON_TARGET),
+            ("rust/python", "rust", "python", None),
+        ):
+            value = _ratio(by_consumer, top, bottom)
+            met = None if value is None or target is None else value <= target
+            explanation = ""
+            if met is False:
+                explanation = explain_miss(by_consumer[top], by_consumer[bottom])
+            result.append(Ratio(fixture, fmt, signature, name, value, target, met, explanation))
+    return result
+
+
+def explain_miss(slow: BenchRow, fast: BenchRow) -> str:
+    """What the measurements say about a missed latency target (no guessing)."""
+    assert slow.p50_s is not None and fast.p50_s is not None
+    gap_us = (slow.p50_s - fast.p50_s) * 1e6
+    notes = [f"{slow.consumer} p50 is {gap_us:.0f} µs above {fast.consumer}"]
+    if slow.p90_s and fast.p90_s and slow.p50_s <= fast.p90_s:
+        notes.append(
+            f"within run-to-run spread: {slow.consumer} p50 {slow.p50_s * 1e3:.3f} ms <= "
+            f"{fast.consumer} p90 {fast.p90_s * 1e3:.3f} ms"
+        )
+    if fast.p50_s < 1e-3:
+        notes.append(
+            "sub-millisecond model: the fixed per-run cost of the binding (feeding/fetching, "
+            "output conversion) dominates, not TensorFlow's kernels"
+        )
+    return "; ".join(notes)
+
+
+def interop_command(arguments: list[str]) -> list[str]:
+    """``nox -s interop`` when run from the nox bench session (it sets TFINTEROP_BENCH_NOX),
+    so the warm time includes nox's own start-up; else ``tfinterop interop``."""
+    if os.environ.get("TFINTEROP_BENCH_NOX") and shutil.which("nox"):
+        return ["nox", "-s", "interop", "--", *arguments]
+    return [sys.executable, "-m", "tfinterop", "interop", *arguments]
+
+
+def time_command(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - started
+
+
+def floor_estimate(rows: list[BenchRow], interop_repeat: int, interop_warmup: int) -> float:
+    """Sum over consumers of one start-up plus every cell's load and runs at interop settings."""
+    startups: dict[str, float] = {}
+    work = 0.0
+    for row in rows:
+        if row.status not in ("pass", "fail"):
+            continue
+        startups[row.consumer] = min(startups.get(row.consumer, np.inf), row.startup_s or 0.0)
+        work += (row.load_s or 0) + (row.first_run_s or 0)
+        work += (interop_warmup + interop_repeat) * (row.p50_s or 0)
+    return sum(startups.values()) + work
+
+
+def render(result: BenchResult, console: Any) -> None:
+    from rich.table import Table
+
+    def ms(value: float | None) -> str:
+        return (
+            "-" if value is None else f"{value * 1e3:.3f}" if value < 0.01 else f"{value * 1e3:.1f}"
+        )
+
+    table = Table(title="tfinterop bench (times in ms, p50/p90 of steady runs)")
+    for column in (
+        "fixture",
+        "format",
+        "consumer",
+        "status",
+        "start-up",
+        "load",
+        "first",
+        "p50",
+        "p90",
+        "RSS MB",
+    ):
+        table.add_column(
+            column,
+            justify="left" if column in ("fixture", "format", "consumer", "status") else "right",
+        )
+    for row in result.rows:
+        table.add_row(
+            row.fixture, row.format, row.consumer, row.status, ms(row.startup_s), ms(row.load_s),
+            ms(row.first_run_s), ms(row.p50_s), ms(row.p90_s),
+            "-" if row.max_rss_mb is None else f"{row.max_rss_mb:.0f}",
+        )  # fmt: skip
+    console.print(table)
+    ratio_table = Table(title="latency ratios (p50; target in brackets)")
+    for column in ("fixture", "format", "rust/c", "c/python", "rust/python"):
+        ratio_table.add_column(column)
+    by_cell: dict[tuple[str, str], dict[str, Ratio]] = {}
+    for ratio in result.ratios:
+        by_cell.setdefault((ratio.fixture, ratio.format), {})[ratio.name] = ratio
+
+    def show(ratio: Ratio | None) -> str:
+        if ratio is None or ratio.value is None:
+            return "-"
+        mark = "" if ratio.met is None else (" ok" if ratio.met else " MISSED")
+        target = f" [≤{ratio.target:g}]" if ratio.target is not None else ""
+        return f"{ratio.value:.2f}{target}{mark}"
+
+    for (fixture, fmt), cell in by_cell.items():
+        ratio_table.add_row(
+            fixture,
+            fmt,
+            show(cell.get("rust/c")),
+            show(cell.get("c/python")),
+            show(cell.get("rust/python")),
+        )
+    console.print(ratio_table)
+    for ratio in result.ratios:
+        if ratio.met is False:
+            console.print(
+                f"MISSED {ratio.name} on {ratio.fixture}/{ratio.format}: {ratio.explanation}"
+            )
+    if result.interop:
+        console.print(
+            "warm interop: {warm_s:.1f} s; floor {floor_s:.1f} s; ratio {ratio:.2f} (target ≤ {target_ratio:g}, "
+            "and ≤ {target_s:g} s)".format(**result.interop)
+        )
+
+
+def write_benchmarks(result: BenchResult, directory: Path) -> None:
+    """Refresh the committed results: results.json and a Markdown table with the machine."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "results.json").write_text(
+        json.dumps(result.as_dict(), indent=2, default=str) + "\n"
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); do not edit by hand.",
+        "",
+        f"Machine: {result.machine['cpu']}, {result.machine['cores']} cores, "
+        f"{result.machine['memory_gb']} GiB, {result.machine['platform']}, Python {result.machine['python']}.",
+        f"Settings: {', '.join(f'{k}={v}' for k, v in result.settings.items())}.",
+        "",
+        "| fixture | format | consumer | status | start-up ms | load ms | first ms | p50 ms | p90 ms | peak RSS MB |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1e3:.3f}"
+
+    for row in result.rows:
+        lines.append(
+            f"| {row.fixture} | {row.format} | {row.consumer} | {row.status} | {ms(row.startup_s)} | "
+            f"{ms(row.load_s)} | {ms(row.first_run_s)} | {ms(row.p50_s)} | {ms(row.p90_s)} | "
+            f"{row.max_rss_mb if row.max_rss_mb is not None else '-'} |"
+        )
+    lines += [
+        "",
+        "| fixture | format | ratio | value | target | met | why (when missed) |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for ratio in result.ratios:
+        value = "-" if ratio.value is None else f"{ratio.value:.3f}"
+        target = "-" if ratio.target is None else f"{ratio.target:g}"
+        met = {None: "-", True: "yes", False: "**no**"}[ratio.met]
+        lines.append(
+            f"| {ratio.fixture} | {ratio.format} | {ratio.name} | {value} | {target} | {met} | {ratio.explanation} |"
+        )
+    if result.interop:
+        lines += [
+            "",
+            "Warm `tfinterop interop` on the default fixture set: {warm_s:.2f} s; floor (sum of each consumer's "
+            "start-up, model loads and runs at interop settings) {floor_s:.2f} s; ratio {ratio:.2f} "
+            "(targets: ≤ {target_ratio:g} × floor and ≤ {target_s:g} s).".format(**result.interop),
+        ]
+    (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def run(args: Any, console: Any, environment: dict[str, str]) -> int:
+    """The ``bench`` command: export (cached), build, measure every cell, print, write."""
+    from . import consumers as consumer_registry
+    from .build import build_all
+    from .export import export_fixtures
+    from .fixtures import BrokenFixture, load_fixtures
+    from .pipeline import cases_from_manifest
+    from .report import write_json
+
+    fixtures_dir = args.fixtures_dir
+    loaded = load_fixtures(fixtures_dir, args.fixtures)
+    fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
+    consumers = consumer_registry.by_name(args.consumers)
+    outcomes = export_fixtures(fixtures, args.build_dir / "exports")
+    refs = []
+    for fixture, outcome in zip(fixtures, outcomes, strict=True):
+        if outcome.manifest is None:
+            console.print(f"[red]export of {fixture.name} failed:[/] {outcome.error}")
+            continue
+        refs += cases_from_manifest(fixture, outcome.manifest)
+    if not args.no_build:
+        build_all(
+            args.build_dir, consumers=tuple(c.name for c in consumers if c.name in ("c", "rust"))
+        )
+    settings = RunSettings(
+        build_dir=args.build_dir,
+        timeout_s=args.timeout,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        threads=args.threads,
+        environment=environment,
+        jobs=1,
+    )
+    work_root = args.build_dir / "bench"
+    rows = []
+    for ref in refs:
+        for consumer in consumers:
+            work = work_root / consumer.name / ref.job_id.replace("/", "__")
+            console.print(f"[dim]bench {ref.job_id} on {consumer.name} ...[/]")
+            rows.append(bench_cell(consumer, ref, settings, work))
+    result = BenchResult(
+        rows=rows,
+        ratios=ratios(rows),
+        settings={
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "intra_op_threads": args.threads[0],
+            "inter_op_threads": args.threads[1],
+            **environment,
+        },
+        machine=machine_description(),
+    )
+    if args.interop_timing:
+        command = interop_command(["--build-dir", str(args.build_dir)])
+        time_command(command)  # the first run may still refresh caches
+        warm = min(time_command(command) for _ in range(2))
+        # Start-up of the driver itself (nox + tfinterop import, or just the import).
+        driver = min(time_command([*command, "--help"]) for _ in range(2))
+        floor = floor_estimate(rows, interop_repeat=3, interop_warmup=1) + driver
+        result.interop = {
+            "command": " ".join(command),
+            "driver_start_s": driver,
+            "warm_s": warm,
+            "floor_s": floor,
+            "ratio": warm / floor if floor else float("nan"),
+            "target_ratio": WARM_OVER_FLOOR_TARGET,
+            "target_s": WARM_INTEROP_SECONDS_TARGET,
+        }
+    render(result, console)
+    if args.json:
+        write_json(args.json, result.as_dict())
+    if args.write:
+        write_benchmarks(result, args.write)
+        console.print(f"benchmarks written to {args.write}")
+    return 0 if all(r.status in ("pass", "skip", "xfail") for r in rows) else 1
