@@ -28,15 +28,20 @@ def project_fixtures():
     return {f.name: f for f in load_fixtures(ROOT / "fixtures")}
 
 
-@pytest.fixture(scope="session")
-def manifests(project_fixtures):
-    """Exports of the built-in fixtures (reused from build/exports when fresh)."""
+def export_manifests(project_fixtures, names):
+    """Exports of the named built-in fixtures (reused from build/exports when fresh)."""
     from tfinterop.export import export_fixtures
 
-    outcomes = export_fixtures(list(project_fixtures.values()), BUILD / "exports")
+    outcomes = export_fixtures([project_fixtures[n] for n in names], BUILD / "exports")
     failed = [f"{o.fixture}: {o.error}" for o in outcomes if o.manifest is None]
     assert not failed, failed
     return {o.fixture: o.manifest for o in outcomes}
+
+
+@pytest.fixture(scope="session")
+def manifests(project_fixtures):
+    """The two foundation fixtures most tests run on; other tests export what they need."""
+    return export_manifests(project_fixtures, ["linear", "mobilenet_v3"])
 
 
 def python_exe() -> str:

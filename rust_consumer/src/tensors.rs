@@ -163,9 +163,11 @@ fn read_npy<T: Elem>(path: &Path, role: &str) -> Result<(Vec<u64>, Vec<T>)> {
     };
     ensure!(
         same_dtype(&got, &want),
-        "{}: npy dtype {} does not fit {role}, which needs {}",
+        "{}: file has {} ({}), but {role} expects {} ({})",
         path.display(),
+        contract_name(&got),
         got,
+        contract_name(&want),
         contract_descr(&want),
     );
     ensure!(
@@ -200,6 +202,19 @@ fn same_dtype(got: &TypeStr, want: &TypeStr) -> bool {
             Endianness::Irrelevant => got.size_field() == 1,
             Endianness::Big => false,
         }
+}
+
+/// The contract's dtype name (`float32`, `int64`, ...) for messages; the descr otherwise.
+fn contract_name(ts: &TypeStr) -> String {
+    let bits = ts.size_field() * 8;
+    match ts.type_char() {
+        npyz::TypeChar::Float => format!("float{bits}"),
+        npyz::TypeChar::Int => format!("int{bits}"),
+        npyz::TypeChar::Uint => format!("uint{bits}"),
+        npyz::TypeChar::Complex => format!("complex{bits}"),
+        npyz::TypeChar::Bool => "bool".to_string(),
+        _ => ts.to_string(),
+    }
 }
 
 fn contract_descr(ts: &TypeStr) -> String {
