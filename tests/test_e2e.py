@@ -1,4 +1,4 @@
-"""End to end: `tfinterop interop` on the built-in fixtures through Python, Rust and C."""
+"""End to end: `tfinterop interop` on the built-in fixtures through Python, Rust, C and TFLite."""
 
 from __future__ import annotations
 
@@ -51,6 +51,54 @@ def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_pat
     assert env["consumers"]["c"]["tf_version"] == "2.21.0"
     assert data["summary"]["ok"] is True
     assert "fixture" in result.stdout and "PASS" in result.stdout
+    check_catalogue(data["rows"])
+
+
+# Every expected failure of the default set, with a word of the real error it must show.
+DECLARED_XFAILS = {
+    ("binary_strings", "frozen", "binary", "rust"): "not valid UTF-8",
+    ("binary_strings", "saved_model", "binary", "rust"): "not valid UTF-8",
+    ("keras3_save_trap", "saved_model", "serving_default", "rust"): "Could not find variable",
+    ("keras3_save_trap", "saved_model", "serving_default", "c"): "Could not find variable",
+    **{
+        ("tf1_tags", "saved_model", signature, "rust"): "not valid UTF-8"
+        for signature in ("regress", "classify", "regress@serve,gpu", "classify@serve,gpu")
+    },
+}
+
+
+def check_catalogue(rows: list[dict]) -> None:
+    """Every fixture x format x signature x consumer cell is there: passing, a skip because
+    the consumer does not load that format, or exactly the declared expected failures."""
+    from tfinterop.consumers import ALL_CONSUMERS
+
+    by_cell = {(r["fixture"], r["format"], r["signature"], r["consumer"]): r for r in rows}
+    assert len(by_cell) == len(rows), "duplicate cells"
+    fixtures = {r["fixture"] for r in rows}
+    assert fixtures >= {
+        "linear", "mobilenet_v3", "pow_module", "serving_pipeline", "dtypes", "binary_strings",
+        "control_flow", "lookup_asset", "tf1_tags", "image_layout", "keras3_save_trap",
+    }  # fmt: skip
+    consumers = {c.name: c for c in ALL_CONSUMERS}
+    cases = {(f, fmt, sig) for f, fmt, sig, _ in by_cell}
+    assert len(by_cell) == len(cases) * len(consumers), "a consumer is missing cells"
+    for (fixture, fmt, signature, consumer), row in by_cell.items():
+        key = (fixture, fmt, signature, consumer)
+        if not consumers[consumer].supports(fmt):
+            assert row["status"] == "skip", (key, row["message"])
+            assert row["message"] == f"{consumer} does not load the {fmt} format"
+        elif key in DECLARED_XFAILS:
+            assert row["status"] == "xfail", (key, row["message"])
+            assert DECLARED_XFAILS[key] in row["message"], (key, row["message"])
+        else:
+            assert row["status"] == "pass", (key, row["message"])
+    # The formats each fixture is about are there.
+    assert ("control_flow", "frozen", "branch_a", "c") in by_cell
+    assert ("lookup_asset", "frozen", "serving_default", "rust") in by_cell
+    assert ("tf1_tags", "saved_model", "predict@serve,gpu", "c") in by_cell
+    assert {sig for f, fmt, sig, _ in by_cell if f == "image_layout" and fmt == "tflite"} == {
+        "rgb", "rgba", "grey", "palette",
+    }  # fmt: skip
 
 
 def test_unknown_fixture_is_one_line_and_exit_2(build_dir) -> None:

@@ -108,7 +108,7 @@ def machine_description() -> dict[str, Any]:
 
 
 def bench_cell(consumer: Consumer, ref: CaseRef, settings: RunSettings, work: Path) -> BenchRow:
-    row = BenchRow(ref.fixture, ref.case.format, ref.case.signature, consumer.name, "error")
+    row = BenchRow(ref.fixture, ref.case.format, ref.label, consumer.name, "error")
     plan = build_plan(
         consumer,
         [ref],

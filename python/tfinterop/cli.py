@@ -111,7 +111,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="consumers",
         metavar="NAME",
-        help="only these consumers (python, rust, c)",
+        help="only these consumers (python, rust, c, tflite)",
     )
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the machine-readable report here"
@@ -146,6 +146,32 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--html", type=Path, metavar="FILE", help="write a self-contained HTML report with plots"
+    )
+    parser.add_argument(
+        "--junit", type=Path, metavar="FILE", help="write JUnit XML (one test case per cell)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="write a Markdown summary (CI job summary)"
+    )
+
+
+def _write_reports(args: argparse.Namespace, doc: dict, console: Console) -> None:
+    """--json/--html/--junit/--markdown, whichever were given, all from one document."""
+    from .report import write_reports
+
+    for path in write_reports(
+        doc,
+        json_path=getattr(args, "json", None),
+        html=args.html,
+        junit=args.junit,
+        markdown=args.markdown,
+    ):
+        console.print(f"report written to {path}", markup=False)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfinterop",
@@ -174,23 +200,62 @@ def make_parser() -> argparse.ArgumentParser:
     interop = sub.add_parser("interop", help="export, build, run every consumer, compare, report")
     _fixture_options(interop)
     _run_options(interop)
+    _report_options(interop)
     _common(interop)
-    bench = sub.add_parser("bench", help="latency, load time and peak RSS per cell; Rust/C/Python ratios")
+    report = sub.add_parser(
+        "report", help="re-render a saved --json result as HTML, JUnit XML or Markdown"
+    )
+    report.add_argument("result", type=Path, metavar="RESULT.json", help="from `interop --json`")
+    _report_options(report)
+    report.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    inspect_cmd = sub.add_parser(
+        "inspect", help="a SavedModel's or graph's inputs, outputs, ops and missing kernels"
+    )
+    inspect_cmd.add_argument("path", type=Path, help="SavedModel directory or GraphDef file")
+    inspect_cmd.add_argument("--json", action="store_true", help="print JSON")
+    inspect_cmd.add_argument(
+        "--no-kernels", action="store_true", help="skip asking the C consumer's libtensorflow"
+    )
+    _common(inspect_cmd)
+    check = sub.add_parser(
+        "check", help="run any SavedModel or graph through every consumer, compare with Python"
+    )
+    from .check import add_arguments as add_check_arguments
+
+    add_check_arguments(check)
+    _report_options(check)
+    _common(check)
+    bench = sub.add_parser(
+        "bench", help="latency, load time and peak RSS per cell; Rust/C/Python ratios"
+    )
     _fixture_options(bench)
     bench.add_argument("--consumer", "-c", action="append", dest="consumers", metavar="NAME")
-    bench.add_argument("--repeat", type=_positive, default=30, help="timed steady runs per cell (default 30)")
-    bench.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (default 5)")
+    bench.add_argument(
+        "--repeat", type=_positive, default=100, help="timed steady runs per cell (default 100)"
+    )
+    bench.add_argument(
+        "--warmup", type=int, default=10, help="untimed runs before timing (default 10)"
+    )
     bench.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER")
     bench.add_argument("--onednn", choices=("0", "1"), default=None)
     bench.add_argument("--timeout", type=float, default=900.0)
     bench.add_argument("--json", type=Path, metavar="FILE")
-    bench.add_argument("--write", type=Path, metavar="DIR", help="refresh committed results (benchmarks/)")
+    bench.add_argument(
+        "--write", type=Path, metavar="DIR", help="refresh committed results (benchmarks/)"
+    )
     bench.add_argument("--no-build", action="store_true")
     bench.add_argument(
         "--no-interop-timing", dest="interop_timing", action="store_false",
         help="skip timing a warm `tfinterop interop` against its floor",
     )  # fmt: skip
     _common(bench)
+    new = sub.add_parser("new-fixture", help="write fixtures/NAME.py, a working fixture to edit")
+    new.add_argument("name", metavar="NAME", help="fixture name (also the file name)")
+    new.add_argument(
+        "--fixtures-dir", type=Path, default=None, help="where to write it (default: fixtures/)"
+    )
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
 
 
@@ -280,9 +345,11 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
         error_cells,
         run_consumers,
     )
-    from .report import document, render_table, write_json
+    from .progress import StartOnly, make_reporter
+    from .report import document, render_table
 
     timings: dict[str, float] = {}
+    progress = make_reporter()
     consumers = consumer_registry.by_name(args.consumers)
     started = time.perf_counter()
     loaded = load_fixtures(args.fixtures_dir or _default_fixtures_dir(), args.fixtures)
@@ -296,13 +363,19 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
         for c in broken_fixture_cells(b, consumers)
     ]
 
-    outcomes = export_fixtures(
-        fixtures,
-        args.build_dir / "exports",
-        on_start=lambda f, cached: (
-            None if cached else console.print(f"[dim]exporting {f.name} ...[/]")
-        ),
-    )
+    with progress.stage("export", len(fixtures)) as stage:
+        announce = StartOnly(stage)
+        outcomes = export_fixtures(
+            fixtures,
+            args.build_dir / "exports",
+            on_start=lambda f, cached: announce(f.name, cached),
+        )
+        announce.finish()
+        cached = sum(o.cached for o in outcomes)
+        failed = sum(o.manifest is None for o in outcomes)
+        stage.summary = (
+            f"{len(outcomes) - cached - failed} exported, {cached} cached, {failed} failed"
+        )
     timings["export_s"] = time.perf_counter() - started
     refs = []
     for fixture, outcome in zip(fixtures, outcomes, strict=True):
@@ -314,15 +387,16 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     started = time.perf_counter()
     if not args.no_build:
         wanted = tuple(c.name for c in consumers if c.name in ("c", "rust"))
-        for name in wanted:
-            try:
-                for outcome in build_all(args.build_dir, consumers=(name,)):
-                    if outcome.built:
-                        console.print(
-                            f"[dim]built {outcome.consumer} consumer in {outcome.seconds:.1f}s[/]"
-                        )
-            except BuildError as exc:
-                console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
+        with progress.stage("build", len(wanted)) as stage:
+            for name in wanted:
+                stage.start(f"{name} consumer")
+                try:
+                    for outcome in build_all(args.build_dir, consumers=(name,)):
+                        note = "built" if outcome.built else "up to date"
+                        stage.done(f"{name} consumer", note)
+                except BuildError as exc:
+                    stage.done(f"{name} consumer", "FAILED")
+                    console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
     timings["build_s"] = time.perf_counter() - started
 
     settings = RunSettings(
@@ -335,21 +409,59 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
         **({"jobs": args.jobs} if args.jobs else {}),
     )
     started = time.perf_counter()
-    run_cells, consumer_info = run_consumers(consumers, refs, settings)
+    with progress.stage("run", len(consumers)) as stage:
+        run_cells, consumer_info = run_consumers(
+            consumers,
+            refs,
+            settings,
+            on_start=lambda consumer, jobs: stage.start(consumer.name),
+            on_done=lambda run: stage.done(
+                run.consumer,
+                f"{sum(j.get('status') == 'ok' for j in run.jobs.values())} jobs ok"
+                + (f", {len(run.jobs)} reported" if run.failure else ""),
+            ),
+        )
     cells += run_cells
     timings["run_and_compare_s"] = time.perf_counter() - started
     render_table(cells, console)
-    if args.json:
-        write_json(
-            args.json,
-            document(
-                cells,
-                environment_record(settings, consumer_info),
-                {"timings": {k: round(v, 3) for k, v in timings.items()}},
-            ),
+    if args.json or args.html or args.junit or args.markdown:
+        doc = document(
+            cells,
+            environment_record(settings, consumer_info),
+            {"timings": {k: round(v, 3) for k, v in timings.items()}},
         )
-        console.print(f"report written to {args.json}")
+        _write_reports(args, doc, console)
     return EXIT_FAILURES if any(c.status in FAILING for c in cells) else 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Re-render a saved result: the console table, plus any of --html/--junit/--markdown."""
+    from .report import load_document, render_rows
+
+    doc = load_document(args.result)
+    render_rows(doc["rows"], console)
+    _write_reports(args, doc, console)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    _apply_environment(None)
+    from .inspect import main as inspect_main
+
+    return inspect_main(args, console)
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    environment = _apply_environment(args.onednn)
+    from .check import main as check_main
+
+    return check_main(
+        args,
+        console,
+        environment,
+        lambda doc: _write_reports(args, doc, console),
+        args.fixtures_dir or _default_fixtures_dir(),
+    )
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
@@ -360,12 +472,26 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     return bench.run(args, console, environment)
 
 
+def cmd_new_fixture(args: argparse.Namespace, console: Console) -> int:
+    from .scaffold import new_fixture
+
+    path = new_fixture(args.name, args.fixtures_dir or _default_fixtures_dir(), force=args.force)
+    console.print(f"created {path}")
+    where = f" --fixtures-dir {args.fixtures_dir}" if args.fixtures_dir else ""
+    console.print(f"run it through every consumer: tfinterop interop --fixture {args.name}{where}")
+    return 0
+
+
 COMMANDS = {
+    "new-fixture": cmd_new_fixture,
     "env": cmd_env,
     "export": cmd_export,
     "build": cmd_build,
     "interop": cmd_interop,
+    "report": cmd_report,
     "bench": cmd_bench,
+    "inspect": cmd_inspect,
+    "check": cmd_check,
 }
 
 

@@ -19,6 +19,10 @@ import numpy as np
 from .fixtures import Tolerance
 
 WORST_SHOWN = 3
+HISTOGRAM_BINS_PER_DECADE = 4
+HISTOGRAM_LOG10_RANGE = (-20.0, 20.0)
+"""|a-b| outside this range lands in the first/last bin: bounds the JSON size."""
+TOP_K = (1, 5)
 
 
 @dataclass
@@ -27,6 +31,37 @@ class WorstElement:
     actual: Any
     expected: Any
     abs_error: float | None
+
+
+@dataclass
+class ErrorHistogram:
+    """Counts of |actual - expected| per log10 bin, so a report can plot it from JSON alone.
+
+    Bin ``i`` covers ``[10**(log10_start + i*step), 10**(log10_start + (i+1)*step))``;
+    exactly equal elements and non-finite differences (NaN/inf mismatches) are counted apart.
+    """
+
+    log10_start: float
+    step: float
+    counts: list[int]
+    exact: int
+    non_finite: int
+
+    @property
+    def edges_log10(self) -> list[float]:
+        return [self.log10_start + i * self.step for i in range(len(self.counts) + 1)]
+
+
+@dataclass
+class TopKAgreement:
+    """For [batch, classes] float outputs: fraction of rows whose top-k classes match.
+
+    Top-1 compares the argmax; top-k (k > 1) compares the sets of the k largest scores."""
+
+    rows: int
+    classes: int
+    agreement: dict[str, float]
+    """``{"top1": 1.0, "top5": 0.75}``; only k < classes are listed (k >= classes always agrees)."""
 
 
 @dataclass
@@ -49,6 +84,10 @@ class OutputComparison:
     """Smallest atol (at the fixture's rtol) that would have passed; None if none would."""
     min_rtol: float | None = None
     """Smallest rtol (at the fixture's atol) that would have passed; None if none would."""
+    histogram: ErrorHistogram | None = None
+    """Per-element |a-b| on log10 bins (numeric outputs of equal shape)."""
+    top_k: TopKAgreement | None = None
+    """Classifier-style agreement, for 2-D float outputs with at least 2 columns."""
 
     def summary(self) -> str:
         """One paragraph naming the output, then problems, mismatch count, worst indices, fix."""
@@ -84,7 +123,14 @@ class OutputComparison:
         data = asdict(self)
         data["tolerance"] = {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol}
         data["worst"] = [
-            {**asdict(w), "actual": _jsonable(w.actual), "expected": _jsonable(w.expected)}
+            {
+                **asdict(w),
+                "actual": _jsonable(w.actual),
+                "expected": _jsonable(w.expected),
+                # as the message shows them: the shortest repr in the tensor's own precision
+                "actual_text": _show(w.actual),
+                "expected_text": _show(w.expected),
+            }
             for w in self.worst
         ]
         return data
@@ -155,6 +201,7 @@ def _compare_exact(result: OutputComparison, actual: np.ndarray, expected: np.nd
     if expected.dtype.kind in "iu" and expected.size:
         diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
         result.max_abs = float(diff.max())
+        result.histogram = error_histogram(diff)
         if result.mismatches:
             order = np.argsort(-diff, axis=None, kind="stable")[:WORST_SHOWN]
             indices = [np.unravel_index(i, expected.shape) for i in order if differs.reshape(-1)[i]]
@@ -214,6 +261,9 @@ def _compare_inexact(
         return
     result.max_abs = float(diff.max())
     result.max_rel = float(relative.max())
+    result.histogram = error_histogram(diff)
+    if expected.dtype.kind == "f":
+        result.top_k = top_k_agreement(a.real, e.real)
     if result.mismatches:
         order = np.argsort(-np.where(failing, diff, -1.0), axis=None, kind="stable")[:WORST_SHOWN]
         for flat in order:
@@ -238,3 +288,43 @@ def _compare_inexact(
             )
             if not np.isnan(needed_rtol).any():
                 result.min_rtol = float(needed_rtol.max())
+
+
+def error_histogram(diff: np.ndarray) -> ErrorHistogram:
+    """Bin |a-b| by log10 over the span the data covers (HISTOGRAM_BINS_PER_DECADE per decade)."""
+    flat = diff.reshape(-1)
+    finite = np.isfinite(flat)
+    nonzero = flat[finite & (flat > 0)]
+    step = 1.0 / HISTOGRAM_BINS_PER_DECADE
+    exact = int(np.count_nonzero(finite & (flat == 0)))
+    non_finite = int(np.count_nonzero(~finite))
+    if not nonzero.size:
+        return ErrorHistogram(0.0, step, [], exact, non_finite)
+    low, high = HISTOGRAM_LOG10_RANGE
+    logs = np.clip(np.log10(nonzero), low, high - step)
+    start = float(np.floor(logs.min() / step) * step)
+    bins = np.floor((logs - start) / step + 1e-9).astype(np.int64)
+    counts = np.bincount(bins, minlength=int(bins.max()) + 1)
+    return ErrorHistogram(start, step, [int(c) for c in counts], exact, non_finite)
+
+
+def top_k_agreement(actual: np.ndarray, expected: np.ndarray) -> TopKAgreement | None:
+    """Top-k agreement when the output looks like class scores: 2-D [batch, classes>=2]."""
+    if expected.ndim != 2 or expected.shape[0] == 0 or expected.shape[1] < 2:
+        return None
+    rows, classes = expected.shape
+    # NaN sorts as the largest in argsort; treat it as the smallest score instead.
+    a = np.where(np.isnan(actual), -np.inf, actual)
+    e = np.where(np.isnan(expected), -np.inf, expected)
+    agreement: dict[str, float] = {}
+    for k in TOP_K:
+        if k >= classes:
+            continue
+        if k == 1:
+            same = np.argmax(a, axis=1) == np.argmax(e, axis=1)
+        else:
+            top_a = np.sort(np.argpartition(-a, k - 1, axis=1)[:, :k], axis=1)
+            top_e = np.sort(np.argpartition(-e, k - 1, axis=1)[:, :k], axis=1)
+            same = (top_a == top_e).all(axis=1)
+        agreement[f"top{k}"] = float(np.count_nonzero(same)) / rows
+    return TopKAgreement(rows, classes, agreement) if agreement else None

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,30 @@ import numpy as np
 
 from . import tensors
 from .errors import UserError
-from .fixtures import BuildContext, ExportSpec, Fixture
+from .fixtures import (
+    ALL_FORMATS,
+    TFLITE,
+    BuildContext,
+    ExportSpec,
+    Fixture,
+    PrebuiltSpec,
+    Signature,
+)
+from .images import decode_png
 from .manifest import MANIFEST_NAME, Case, Manifest, TensorEntry
 from .tfenv import find_tensorflow
 
 FROZEN_DIR = "frozen"
 SAVED_MODEL_DIR = "saved_model"
-_EXPORTER_SOURCES = ("export.py", "fixtures.py", "tensors.py", "manifest.py", "savedmodel.py")
+TFLITE_DIR = "tflite"
+_EXPORTER_SOURCES = (
+    "export.py",
+    "fixtures.py",
+    "tensors.py",
+    "manifest.py",
+    "savedmodel.py",
+    "images.py",
+)
 
 
 def exporter_digest() -> str:
@@ -181,25 +199,28 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
     import keras
     import tensorflow as tf
 
-    from .savedmodel import read_saved_model
-
     started = time.perf_counter()
     _seed_everything(fixture.seed)
     spec = fixture.build(BuildContext(fixture, np.random.default_rng(fixture.seed)))
+    if isinstance(spec, PrebuiltSpec):  # a model exported elsewhere (check --save-fixture)
+        return _export_prebuilt(fixture, spec, out, key, environment, started)
     if not isinstance(spec, ExportSpec):
         raise UserError(
             f"fixture {fixture.name}: build() returned {type(spec).__name__}, not ExportSpec"
         )
-    unknown = set(spec.formats) - {"frozen", "saved_model"}
+    unknown = set(spec.formats) - set(ALL_FORMATS)
     if unknown:
         raise UserError(f"fixture {fixture.name}: unknown format(s) {sorted(unknown)}")
 
     cases: list[Case] = []
     references: dict[str, dict[str, np.ndarray]] = {}
+    input_entries: dict[str, list[TensorEntry]] = {}
+    output_entries: dict[str, list[TensorEntry]] = {}
     for signature_key, signature in spec.signatures.items():
         concrete = _concrete_function(fixture, signature_key, signature.function)
         arg_names = _input_names(concrete)
-        inputs = _check_inputs(fixture, signature_key, arg_names, signature.inputs)
+        given = {**signature.inputs, **_decode_images(fixture, signature_key, signature)}
+        inputs = _check_inputs(fixture, signature_key, arg_names, given)
         reference = signature.function(
             **{name: tf.constant(value) for name, value in inputs.items()}
         )
@@ -209,11 +230,37 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
                 f"outputs, got {type(reference).__name__}"
             )
         references[signature_key] = {k: tensors.from_tensorflow(v) for k, v in reference.items()}
-        input_entries = _write_tensors(out, "inputs", signature_key, inputs)
-        output_entries = _write_tensors(out, "reference", signature_key, references[signature_key])
+        input_entries[signature_key] = _write_tensors(out, "inputs", signature_key, inputs)
+        _ship_images(out, signature_key, signature, input_entries[signature_key])
+        output_entries[signature_key] = _write_tensors(
+            out, "reference", signature_key, references[signature_key]
+        )
         if "frozen" in spec.formats:
+            frozen_source = concrete
+            if signature.frozen_function is not None:
+                frozen_source = _concrete_function(
+                    fixture, signature_key, signature.frozen_function
+                )
             cases.append(
-                _export_frozen(out, signature_key, concrete, input_entries, output_entries)
+                _export_frozen(
+                    out,
+                    signature_key,
+                    frozen_source,
+                    input_entries[signature_key],
+                    output_entries[signature_key],
+                    lower_control_flow=spec.lower_control_flow,
+                )
+            )
+        if TFLITE in spec.formats:
+            cases.append(
+                _export_tflite(
+                    out,
+                    signature_key,
+                    concrete,
+                    spec.module,
+                    input_entries[signature_key],
+                    output_entries[signature_key],
+                )
             )
 
     if "saved_model" in spec.formats:
@@ -236,28 +283,9 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
                     k: s.function.get_concrete_function() for k, s in spec.signatures.items()
                 },
             )
-        info = read_saved_model(saved_model_dir)
-        tags = list(spec.saved_model_tags)
-        meta_graph = info.meta_graph(tags)
-        for signature_key in spec.signatures:
-            signature_def = meta_graph.signature(signature_key)
-            inputs = _entries_for_signature(
-                fixture, signature_key, "input", signature_def.inputs, out
-            )
-            outputs = _entries_for_signature(
-                fixture, signature_key, "output", signature_def.outputs, out
-            )
-            cases.append(
-                Case(
-                    format="saved_model",
-                    signature=signature_key,
-                    model=SAVED_MODEL_DIR,
-                    inputs=inputs,
-                    outputs=outputs,
-                    tags=tags,
-                    method=signature_def.method_name,
-                )
-            )
+        cases += _saved_model_cases(
+            fixture, spec, saved_model_dir, input_entries, output_entries, out
+        )
 
     manifest = Manifest(
         fixture=fixture.name,
@@ -277,6 +305,76 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
     )
     (out / MANIFEST_NAME).write_text(manifest.to_json())
     return manifest
+
+
+def _saved_model_cases(
+    fixture: Fixture,
+    spec: ExportSpec,
+    saved_model_dir: Path,
+    input_entries: dict[str, list[TensorEntry]],
+    output_entries: dict[str, list[TensorEntry]],
+    out: Path,
+) -> list[Case]:
+    """One case per tag set x signature it holds; every signature must be in some MetaGraph."""
+    from .savedmodel import read_saved_model
+
+    info = read_saved_model(saved_model_dir)
+    cases = []
+    found: set[str] = set()
+    for tag_set in spec.all_tag_sets:
+        tags = list(tag_set)
+        meta_graph = info.meta_graph(tags)
+        for signature_key in spec.signatures:
+            if signature_key not in meta_graph.signatures:
+                continue
+            found.add(signature_key)
+            signature_def = meta_graph.signature(signature_key)
+            inputs = _entries_for_signature(
+                fixture, signature_key, "input", signature_def.inputs, out
+            )
+            images = {e.key: e.image for e in input_entries[signature_key] if e.image}
+            inputs = [TensorEntry(**{**e.__dict__, "image": images.get(e.key, "")}) for e in inputs]
+            cases.append(
+                Case(
+                    format="saved_model",
+                    signature=signature_key,
+                    model=SAVED_MODEL_DIR,
+                    inputs=inputs,
+                    outputs=_entries_for_signature(
+                        fixture, signature_key, "output", signature_def.outputs, out
+                    ),
+                    tags=tags,
+                    method=signature_def.method_name,
+                )
+            )
+    missing = [k for k in spec.signatures if k not in found]
+    if missing:
+        sets = "; ".join(",".join(t) for t in spec.all_tag_sets)
+        raise UserError(
+            f"fixture {fixture.name}: signature(s) {missing} are in no MetaGraph of tag sets {sets}"
+        )
+    return cases
+
+
+def _decode_images(fixture: Fixture, key: str, signature: Signature) -> dict[str, np.ndarray]:
+    overlap = set(signature.images) & set(signature.inputs)
+    if overlap:
+        raise UserError(
+            f"fixture {fixture.name}: signature {key} gives {sorted(overlap)} both as an array "
+            "and as an image"
+        )
+    return {name: decode_png(path) for name, path in signature.images.items()}
+
+
+def _ship_images(
+    out: Path, signature_key: str, signature: Signature, entries: list[TensorEntry]
+) -> None:
+    """Copy each image next to the input it decodes to, for consumers that decode PNGs."""
+    for entry in entries:
+        if entry.key in signature.images:
+            target = (out / entry.file).with_suffix(".png")
+            shutil.copyfile(signature.images[entry.key], target)
+            entry.image = str(target.relative_to(out))
 
 
 def _concrete_function(fixture: Fixture, key: str, function: Any) -> Any:
@@ -345,6 +443,8 @@ def _export_frozen(
     concrete: Any,
     inputs: list[TensorEntry],
     outputs: list[TensorEntry],
+    *,
+    lower_control_flow: bool = True,
 ) -> Case:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
@@ -352,7 +452,7 @@ def _export_frozen(
     )
 
     # Without this step the graph keeps VarHandleOps and ships without its weights.
-    frozen = convert_variables_to_constants_v2(concrete)
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=lower_control_flow)
     graph_def = frozen.graph.as_graph_def()
     name = f"{signature_key}.pb"
     (out / FROZEN_DIR).mkdir(exist_ok=True)
@@ -382,6 +482,76 @@ def _export_frozen(
         inputs=frozen_inputs,
         outputs=frozen_outputs,
     )
+
+
+def _export_tflite(
+    out: Path,
+    signature_key: str,
+    concrete: Any,
+    module: Any,
+    inputs: list[TensorEntry],
+    outputs: list[TensorEntry],
+) -> Case:
+    """One ``.tflite`` per signature, converted from the same concrete function; the names to
+    feed and fetch come from the converted model's own (only) SignatureDef."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [concrete], _tflite_trackable(module)
+    )
+    try:
+        flatbuffer = converter.convert()
+    except Exception as exc:
+        lines = [line for line in str(exc).strip().splitlines() if "error" in line.lower()]
+        raise UserError(
+            f"TFLite conversion of signature {signature_key} failed: "
+            f"{(lines or [str(exc).strip() or repr(exc)])[0][:400]} (drop 'tflite' from formats)"
+        ) from None
+    name = f"{signature_key}.tflite"
+    (out / TFLITE_DIR).mkdir(exist_ok=True)
+    (out / TFLITE_DIR / name).write_bytes(flatbuffer)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    runners = interpreter.get_signature_list()
+    if len(runners) != 1:
+        raise UserError(f"converted {name} has {len(runners)} signatures, expected 1")
+    runner = interpreter.get_signature_runner(next(iter(runners)))
+    details = {"input": runner.get_input_details(), "output": runner.get_output_details()}
+
+    def entries(kind: str, given: list[TensorEntry]) -> list[TensorEntry]:
+        found = details[kind]
+        if sorted(found) != sorted(e.key for e in given):
+            raise UserError(
+                f"converted {name}: {kind}s {sorted(found)} differ from the function's "
+                f"{sorted(e.key for e in given)}"
+            )
+        return [TensorEntry(**{**e.__dict__, "tensor": found[e.key]["name"]}) for e in given]
+
+    return Case(
+        format=TFLITE,
+        signature=signature_key,
+        model=f"{TFLITE_DIR}/{name}",
+        inputs=entries("input", inputs),
+        outputs=entries("output", outputs),
+    )
+
+
+def _tflite_trackable(module: Any) -> Any:
+    """What the converter may save: it lowers through tf.saved_model.save(trackable_obj) and
+    re-imports the MetaGraph, which on a Keras 3 model is the keras3_save_trap again, silently
+    this time: the variables stay uninitialised VAR_HANDLEs and every output is NaN (seen on
+    mobilenet_v3). A tf.Module tracking the model's tf.Variables, as Keras' ExportArchive
+    does, converts with the weights folded in."""
+    import keras
+    import tensorflow as tf
+
+    if not isinstance(module, keras.Model):
+        return module
+    holder = tf.Module()
+    holder.tracked_variables = [getattr(v, "value", v) for v in module.variables]
+    return holder
 
 
 def _entries_for_signature(
@@ -424,3 +594,98 @@ def _hash_tree(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file() and path.name != MANIFEST_NAME
     }
+
+
+def _export_prebuilt(
+    fixture: Fixture,
+    spec: PrebuiltSpec,
+    out: Path,
+    key: str,
+    environment: dict[str, str],
+    started: float,
+) -> Manifest:
+    """Copy a prebuilt model, its inputs and stored reference into the export (no TF run)."""
+    import keras
+    import tensorflow as tf
+
+    def declared(relative: str) -> Path:
+        path = fixture.directory / relative
+        undeclared = [
+            str(p.relative_to(fixture.directory))
+            for p in ([path] if path.is_file() else sorted(path.rglob("*")))
+            if p.is_file() and str(p.relative_to(fixture.directory)) not in fixture.data
+        ]
+        if not path.exists() or undeclared:
+            raise UserError(
+                f"fixture {fixture.name}: {relative} is missing or has files not declared in "
+                f"data=(...): {', '.join(undeclared[:3]) or relative}"
+            )
+        return path
+
+    if spec.format not in ("frozen", "saved_model"):
+        raise UserError(f"fixture {fixture.name}: prebuilt format must be frozen or saved_model")
+    source = declared(spec.model)
+    if spec.format == "saved_model":
+        model = SAVED_MODEL_DIR
+        shutil.copytree(source, out / model)
+    else:
+        model = f"{FROZEN_DIR}/{source.name}"
+        (out / FROZEN_DIR).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, out / model)
+    cases = []
+    for prebuilt in spec.cases:
+        entries: dict[str, list[TensorEntry]] = {"inputs": [], "reference": []}
+        for folder, tensors_by_key in (
+            ("inputs", prebuilt.inputs),
+            ("reference", prebuilt.outputs),
+        ):
+            for tensor_key, (tensor, relative) in tensors_by_key.items():
+                path = declared(relative)
+                target = out / folder / _safe_file_name(prebuilt.signature) / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+                sidecar = path.with_name(path.name + tensors.BYTES_SUFFIX)
+                if sidecar.exists():
+                    shutil.copy2(
+                        declared(str(sidecar.relative_to(fixture.directory))),
+                        target.with_name(target.name + tensors.BYTES_SUFFIX),
+                    )
+                array = tensors.read_tensor(target)
+                entries[folder].append(
+                    TensorEntry(
+                        key=tensor_key,
+                        tensor=tensor,
+                        dtype=tensors.dtype_name(array),
+                        shape=list(array.shape),
+                        file=str(target.relative_to(out)),
+                        sha256=_sha256(target),
+                    )
+                )
+        cases.append(
+            Case(
+                format=spec.format,
+                signature=prebuilt.signature,
+                model=model,
+                inputs=entries["inputs"],
+                outputs=entries["reference"],
+                tags=list(spec.tags) if spec.format == "saved_model" else [],
+            )
+        )
+    manifest = Manifest(
+        fixture=fixture.name,
+        cache_key=key,
+        tf_version=tf.__version__,
+        keras_version=keras.__version__,
+        seed=fixture.seed,
+        environment=environment,
+        tolerance={"atol": fixture.tolerance.atol, "rtol": fixture.tolerance.rtol},
+        output_tolerances={
+            k: {"atol": t.atol, "rtol": t.rtol} for k, t in fixture.output_tolerances.items()
+        },
+        cases=cases,
+        artifacts=_hash_tree(out),
+        export_seconds=round(time.perf_counter() - started, 3),
+        directory=out,
+    )
+    (out / MANIFEST_NAME).write_text(manifest.to_json())
+    return manifest

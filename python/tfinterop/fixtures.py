@@ -24,6 +24,10 @@ import numpy as np
 from .errors import UserError
 
 FORMATS = ("frozen", "saved_model")
+"""Formats exported unless a fixture says otherwise."""
+TFLITE = "tflite"
+ALL_FORMATS = (*FORMATS, TFLITE)
+"""Every format the exporter writes; ``tflite`` is opt-in (not every graph converts)."""
 DEFAULT_SIGNATURE = "serving_default"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -77,6 +81,30 @@ def xfail(
     return Expectation("xfail", reason, consumer, format, signature)
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """A consumer capability some cells need; consumers lacking it get a strict xfail.
+
+    ``format``/``signature`` are globs over the cell (the signature is the report label,
+    ``predict@serve,gpu`` for a tag set other than ``serve``)."""
+
+    capability: str
+    reason: str
+    format: str = "*"
+    signature: str = "*"
+
+    def applies(self, fmt: str, signature: str) -> bool:
+        return fnmatch.fnmatchcase(fmt, self.format) and fnmatch.fnmatchcase(
+            signature, self.signature
+        )
+
+
+def require(
+    capability: str, reason: str, *, format: str = "*", signature: str = "*"
+) -> Requirement:
+    return Requirement(capability, reason, format, signature)
+
+
 @dataclass
 class Signature:
     """One exported entry point: a ``tf.function`` with an ``input_signature`` returning a dict.
@@ -87,6 +115,13 @@ class Signature:
 
     function: Any
     inputs: Mapping[str, np.ndarray]
+    images: Mapping[str, str | Path] = field(default_factory=dict)
+    """Input key -> PNG file. The exporter decodes it with pillow (RGB, float32
+    ``[1, H, W, 3]``, 0..255) into the input and ships the PNG, so consumers with the
+    ``png_input`` capability decode it themselves (plan record ``image``)."""
+    frozen_function: Any = None
+    """Freeze this function instead (same inputs and outputs), for state a GraphDef cannot
+    hold as it is, e.g. a lookup table filled from an asset file."""
 
 
 @dataclass
@@ -100,6 +135,16 @@ class ExportSpec:
     saved_model_writer: Callable[[str], None] | None = None
     """Writes the SavedModel itself (TF1 builders, custom assets); default: tf.saved_model."""
     saved_model_tags: tuple[str, ...] = ("serve",)
+    tag_sets: tuple[tuple[str, ...], ...] = ()
+    """Several MetaGraphs (TF1 builders): every tag set becomes cases for the signatures it
+    holds; default: just ``saved_model_tags``."""
+    lower_control_flow: bool = True
+    """Frozen graph: lower While/If to v1 Switch/Merge (True) or keep functional control flow
+    and the function library (False)."""
+
+    @property
+    def all_tag_sets(self) -> tuple[tuple[str, ...], ...]:
+        return self.tag_sets or (tuple(self.saved_model_tags),)
 
     @classmethod
     def single(
@@ -137,7 +182,7 @@ class Fixture:
     output_tolerances: dict[str, Tolerance] = field(default_factory=dict)
     data: tuple[str, ...] = ()
     expectations: tuple[Expectation, ...] = ()
-    requires: dict[str, str] = field(default_factory=dict)
+    requirements: tuple[Requirement, ...] = ()
     description: str = ""
     source: Path = Path()
 
@@ -145,8 +190,29 @@ class Fixture:
     def directory(self) -> Path:
         return self.source.parent
 
-    def tolerance_for(self, output_key: str) -> Tolerance:
-        return self.output_tolerances.get(output_key, self.tolerance)
+    @property
+    def requires(self) -> dict[str, str]:
+        """Capabilities every cell needs (requirements not narrowed to a format/signature)."""
+        return {
+            r.capability: r.reason
+            for r in self.requirements
+            if r.format == "*" and r.signature == "*"
+        }
+
+    def requirements_for(self, fmt: str, signature: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for requirement in self.requirements:
+            if requirement.applies(fmt, signature):
+                found.setdefault(requirement.capability, requirement.reason)
+        return found
+
+    def tolerance_for(self, output_key: str, fmt: str | None = None) -> Tolerance:
+        """Most specific first: ``FORMAT:OUTPUT``, ``FORMAT:*``, ``OUTPUT``, the default."""
+        keys = ([f"{fmt}:{output_key}", f"{fmt}:*"] if fmt else []) + [output_key]
+        for key in keys:
+            if key in self.output_tolerances:
+                return self.output_tolerances[key]
+        return self.tolerance
 
     def expectation_for(self, consumer: str, fmt: str, signature: str) -> Expectation | None:
         for expectation in self.expectations:
@@ -178,10 +244,14 @@ def fixture(
     tolerances: Mapping[str, Tolerance] | None = None,
     data: Iterable[str] = (),
     expect: Iterable[Expectation] = (),
-    requires: Mapping[str, str] | None = None,
+    requires: Mapping[str, str] | Iterable[Requirement] | None = None,
 ) -> Callable[[Callable[[BuildContext], ExportSpec]], Fixture]:
-    """Declare a fixture. ``requires`` maps consumer capabilities to the reason they matter:
-    a consumer lacking one gets a strict expected failure with that reason."""
+    """Declare a fixture.
+
+    ``requires`` maps consumer capabilities to the reason they matter (or lists
+    ``require(capability, reason, format=..., signature=...)`` for some cells only): a
+    consumer lacking one gets a strict expected failure with that reason. ``tolerances`` keys
+    are an output key, ``FORMAT:OUTPUT`` or ``FORMAT:*`` (e.g. ``"tflite:*"``)."""
     if not NAME_PATTERN.match(name):
         raise UserError(
             f"fixture name {name!r} must match {NAME_PATTERN.pattern} (it becomes a path)"
@@ -196,12 +266,25 @@ def fixture(
             output_tolerances=dict(tolerances or {}),
             data=tuple(data),
             expectations=tuple(expect),
-            requires=dict(requires or {}),
+            requirements=_requirements(requires),
             description=(build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else "",
             source=Path(build.__code__.co_filename).resolve(),
         )
 
     return decorate
+
+
+def _requirements(
+    requires: Mapping[str, str] | Iterable[Requirement] | None,
+) -> tuple[Requirement, ...]:
+    if requires is None:
+        return ()
+    if isinstance(requires, Mapping):
+        return tuple(Requirement(c, r) for c, r in requires.items())
+    found = tuple(requires)
+    if not all(isinstance(r, Requirement) for r in found):
+        raise UserError("requires= takes {capability: reason} or require(...) entries")
+    return found
 
 
 @dataclass
@@ -267,3 +350,29 @@ def shard_fixtures(
     every fixture lands in exactly one shard and each shard has the same number ±1."""
     ordered = sorted(fixtures, key=lambda f: f.name)
     return [f for position, f in enumerate(ordered) if position % count == index - 1]
+
+
+@dataclass
+class PrebuiltCase:
+    """One entry point of a prebuilt model; files are declared data (contract encoding)."""
+
+    signature: str
+    """Signature key (SavedModel) or ``-`` (frozen graph)."""
+    inputs: dict[str, tuple[str, str]]
+    """Input key -> (graph tensor, data file)."""
+    outputs: dict[str, tuple[str, str]]
+    """Output key -> (graph tensor, data file holding the reference output)."""
+
+
+@dataclass
+class PrebuiltSpec:
+    """What ``build()`` returns for a model exported elsewhere (``tfinterop check
+    --save-fixture`` writes such fixtures): the model file(s), inputs and reference outputs
+    are declared data, copied into the export as they are, not re-exported or recomputed."""
+
+    format: str
+    """``saved_model`` or ``frozen``."""
+    model: str
+    """Data path of the SavedModel directory or the GraphDef file."""
+    cases: list[PrebuiltCase]
+    tags: tuple[str, ...] = ("serve",)

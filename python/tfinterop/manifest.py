@@ -28,6 +28,8 @@ class TensorEntry:
     file: str
     """Relative to the export directory."""
     sha256: str = ""
+    image: str = ""
+    """Inputs only: a PNG (relative path) that decodes to ``file`` (see ``images.py``)."""
 
 
 @dataclass

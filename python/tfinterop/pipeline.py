@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__, tensors
 from . import plan as plan_format
 from .compare import OutputComparison, compare
-from .consumers import Consumer
+from .consumers import PNG_INPUT, Consumer
 from .fixtures import BrokenFixture, Expectation, Fixture, Tolerance
 from .manifest import Case, Manifest
 from .run import ConsumerRun, run_consumer
@@ -29,6 +29,15 @@ from .run import ConsumerRun, run_consumer
 STATUSES = ("pass", "fail", "error", "skip", "xfail", "xpass")
 FAILING = frozenset({"fail", "error", "xpass"})
 RUNS_KEPT = 3
+UNSUPPORTED_FORMAT = "does not load the"
+"""Marks the automatic skips of formats a consumer does not declare (not fixture decisions)."""
+
+
+def unsupported_format(row: dict[str, Any]) -> bool:
+    return row.get("status") == "skip" and UNSUPPORTED_FORMAT in str(row.get("message") or "")
+
+
+RUN_MIN_AGE_S = 3600.0
 
 
 @dataclass
@@ -78,21 +87,38 @@ class CaseRef:
     tolerance_for: Callable[[str], Tolerance]
     expectation_for: Callable[[str, str, str], Expectation | None]
     requires: dict[str, str]
+    reference_problem: str | None = None
+    """Why there is no reference to compare with (``tfinterop check``: Python failed)."""
+
+    @property
+    def label(self) -> str:
+        """The signature as the report shows it; a tag set other than ``serve`` is appended
+        (``predict@serve,gpu``) so every MetaGraph's signatures get their own cells."""
+        return signature_label(self.case)
 
     @property
     def job_id(self) -> str:
-        return f"{self.fixture}/{self.case.format}/{self.case.signature}"
+        return f"{self.fixture}/{self.case.format}/{self.label}"
+
+
+def signature_label(case: Case) -> str:
+    if case.tags and case.tags != ["serve"]:
+        return f"{case.signature}@{','.join(case.tags)}"  # '@': no glob meaning in expect=
+    return case.signature
 
 
 def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
+    def tolerance_for(fmt: str) -> Callable[[str], Tolerance]:
+        return lambda key: fixture.tolerance_for(key, fmt)
+
     return [
         CaseRef(
             fixture.name,
             case,
             manifest.directory,
-            fixture.tolerance_for,
+            tolerance_for(case.format),
             fixture.expectation_for,
-            fixture.requires,
+            fixture.requirements_for(case.format, signature_label(case)),
         )
         for case in manifest.cases
     ]
@@ -100,11 +126,11 @@ def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
 
 def _unrunnable_reason(consumer: Consumer, ref: CaseRef) -> Expectation | None:
     """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason)."""
-    declared = ref.expectation_for(consumer.name, ref.case.format, ref.case.signature)
+    declared = ref.expectation_for(consumer.name, ref.case.format, ref.label)
     if declared is not None:
         return declared
     if not consumer.supports(ref.case.format):
-        return Expectation("skip", f"{consumer.name} does not load the {ref.case.format} format")
+        return Expectation("skip", f"{consumer.name} {UNSUPPORTED_FORMAT} {ref.case.format} format")
     for capability, reason in ref.requires.items():
         if not consumer.supports(capability):
             return Expectation("xfail", f"{consumer.name} lacks {capability}: {reason}")
@@ -125,7 +151,7 @@ def build_plan(
         expectation = _unrunnable_reason(consumer, ref)
         if expectation is not None and expectation.kind == "skip":
             continue
-        job_dir = out_dir / ref.fixture / ref.case.format / ref.case.signature
+        job_dir = out_dir / ref.fixture / ref.case.format / ref.label
         job_dir.mkdir(parents=True, exist_ok=True)
         plan.jobs.append(
             plan_format.Job(
@@ -135,7 +161,11 @@ def build_plan(
                 tags=ref.case.tags or ["serve"],
                 signature=ref.case.signature,
                 inputs=[
-                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file))
+                    # A consumer that decodes PNGs itself gets the image, the others its
+                    # pillow decoding (the .npy the reference was computed from).
+                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.image), True)
+                    if e.image and consumer.supports(PNG_INPUT)
+                    else plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file))
                     for e in ref.case.inputs
                 ],
                 outputs=[
@@ -152,7 +182,7 @@ def build_plan(
 def compare_job(
     ref: CaseRef, consumer: str, record: dict[str, Any] | None, failure: str | None
 ) -> Cell:
-    cell = Cell(ref.fixture, ref.case.format, ref.case.signature, consumer, "error")
+    cell = Cell(ref.fixture, ref.case.format, ref.label, consumer, "error")
     if record is None:
         cell.message = failure or "consumer reported nothing for this job"
         return cell
@@ -161,6 +191,9 @@ def compare_job(
     cell.steady_s = [float(s) for s in record.get("steady_s") or []]
     if record.get("status") != "ok":
         cell.message = f"[{record.get('stage', '?')}] {record.get('error', 'no error message')}"
+        return cell
+    if ref.reference_problem:
+        cell.message = f"ran, but there is nothing to compare with: {ref.reference_problem}"
         return cell
     written = {o.get("key"): o for o in record.get("outputs") or [] if isinstance(o, dict)}
     messages = []
@@ -212,6 +245,8 @@ class RunSettings:
     repeat: int = 3
     threads: tuple[int, int] = (0, 0)
     environment: dict[str, str] = field(default_factory=dict)
+    runs_dir: Path | None = None
+    """Where run directories go (default ``build_dir/runs``; ``check`` uses its own)."""
 
 
 def run_consumers(
@@ -219,12 +254,13 @@ def run_consumers(
     refs: list[CaseRef],
     settings: RunSettings,
     on_done: Callable[[ConsumerRun], None] | None = None,
+    on_start: Callable[[Consumer, int], None] | None = None,
 ) -> tuple[list[Cell], dict[str, dict[str, Any]]]:
     """Run every consumer over every case (one process per consumer) and compare.
 
     Returns the cells and, per consumer, what it reported about itself (binding, TF
     version, peak RSS, wall time)."""
-    runs_root = settings.build_dir / "runs"
+    runs_root = settings.runs_dir or settings.build_dir / "runs"
     runs_root.mkdir(parents=True, exist_ok=True)
     _prune_runs(runs_root)
     run_dir = runs_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -238,7 +274,7 @@ def run_consumers(
                 cell = Cell(
                     ref.fixture,
                     ref.case.format,
-                    ref.case.signature,
+                    ref.label,
                     consumer.name,
                     "error",
                     missing,
@@ -263,6 +299,8 @@ def run_consumers(
         consumer, plan = item
         if not plan.jobs:
             return ConsumerRun(consumer.name, [])
+        if on_start:
+            on_start(consumer, len(plan.jobs))
         run = run_consumer(
             consumer,
             plan,
@@ -292,9 +330,7 @@ def run_consumers(
             if expectation is not None and expectation.kind == "skip":
                 cells.append(
                     apply_expectation(
-                        Cell(
-                            ref.fixture, ref.case.format, ref.case.signature, consumer.name, "skip"
-                        ),
+                        Cell(ref.fixture, ref.case.format, ref.label, consumer.name, "skip"),
                         expectation,
                     )
                 )
@@ -305,9 +341,13 @@ def run_consumers(
 
 
 def _prune_runs(runs_root: Path) -> None:
+    """Keep the newest runs; never touch one younger than an hour, which a concurrent
+    ``interop`` may still be writing."""
     old = sorted((p for p in runs_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    cutoff = time.time() - RUN_MIN_AGE_S
     for path in old[:-RUNS_KEPT] if len(old) > RUNS_KEPT else []:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.stat().st_mtime < cutoff:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def error_cells(
@@ -337,5 +377,37 @@ def environment_record(settings: RunSettings, runs: dict[str, dict[str, Any]]) -
         },
         "consumer_environment": settings.environment,
         "threads": {"intra_op": settings.threads[0], "inter_op": settings.threads[1]},
+        "toolchain": toolchain_record(),
         "consumers": runs,
+    }
+
+
+def toolchain_record() -> dict[str, str | None]:
+    """What built the consumers: compiler versions and the locked `tensorflow` crate version."""
+    import subprocess
+    import tomllib
+
+    from .build import c_compiler, project_root
+    from .errors import UserError
+
+    def first_line(command: list[str]) -> str | None:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        lines = (done.stdout or done.stderr).strip().splitlines()
+        return lines[0] if lines else None
+
+    crate = None
+    try:
+        lock = tomllib.loads((project_root() / "rust_consumer" / "Cargo.lock").read_text())
+        crate = next(
+            (p["version"] for p in lock.get("package", []) if p.get("name") == "tensorflow"), None
+        )
+    except (UserError, OSError, tomllib.TOMLDecodeError):
+        pass
+    return {
+        "c_compiler": first_line([c_compiler(), "--version"]),
+        "rustc": first_line(["rustc", "--version"]),
+        "tensorflow_crate": crate,
     }

@@ -12,7 +12,8 @@ from pathlib import Path
 from .errors import UserError
 
 HEADER = "tfinterop-plan\t1"
-FORMATS = ("frozen", "saved_model")
+FORMATS = ("frozen", "saved_model", "tflite")
+"""Formats a plan may name; a consumer only gets jobs in formats it declares."""
 
 
 class PlanError(UserError):
@@ -24,6 +25,8 @@ class PlanTensor:
     key: str
     tensor: str
     file: str
+    image: bool = False
+    """Inputs only: ``file`` is a PNG the consumer decodes (record ``image``, see images.py)."""
 
 
 @dataclass
@@ -67,8 +70,9 @@ def render(plan: Plan) -> str:
             lines.append(f"signature\t{_check_field(job.signature, 'signature')}")
         for kind, entries in (("input", job.inputs), ("output", job.outputs)):
             for entry in entries:
+                record = "image" if entry.image else kind
                 lines.append(
-                    f"{kind}\t{_check_field(entry.key, kind + ' key')}\t"
+                    f"{record}\t{_check_field(entry.key, kind + ' key')}\t"
                     f"{_check_field(entry.tensor, kind + ' tensor')}\t{_check_field(entry.file, kind + ' file')}"
                 )
         lines.append(f"warmup\t{job.warmup}")
@@ -107,7 +111,7 @@ def parse(text: str) -> Plan:
         record, *fields = line.split("\t")
         expected = {
             "threads": 2, "job": 1, "model": 1, "format": 1, "tags": 1, "signature": 1,
-            "input": 3, "output": 3, "warmup": 1, "repeat": 1, "end": 0,
+            "input": 3, "image": 3, "output": 3, "warmup": 1, "repeat": 1, "end": 0,
         }.get(record)  # fmt: skip
         if expected is None:
             raise PlanError(f"plan line {line_no}: unknown record {record!r}")
@@ -140,7 +144,10 @@ def parse(text: str) -> Plan:
             job.model = fields[0]
         elif record == "format":
             if fields[0] not in FORMATS:
-                raise PlanError(f"plan line {line_no}: format must be frozen or saved_model")
+                raise PlanError(
+                    f"plan line {line_no}: format must be frozen or saved_model or tflite, "
+                    f"got {fields[0]!r}"
+                )
             job.format = fields[0]
         elif record == "tags":
             job.tags = fields[0].split(",")
@@ -148,11 +155,11 @@ def parse(text: str) -> Plan:
                 raise PlanError(f"plan line {line_no}: empty tag in tag set {fields[0]!r}")
         elif record == "signature":
             job.signature = fields[0]
-        elif record in ("input", "output"):
-            entries = job.inputs if record == "input" else job.outputs
+        elif record in ("input", "image", "output"):
+            entries = job.outputs if record == "output" else job.inputs
             if any(entry.key == fields[0] for entry in entries):
                 job_problem(f"plan line {line_no}: {record} {fields[0]!r} given twice")
-            entries.append(PlanTensor(*fields))
+            entries.append(PlanTensor(*fields, image=record == "image"))
         elif record == "warmup":
             job.warmup = _count(fields[0], line_no, 0)
         elif record == "repeat":
@@ -162,9 +169,10 @@ def parse(text: str) -> Plan:
                 job_problem(
                     f"plan line {line_no}: job {job.id!r} needs model, format and an output"
                 )
-            elif job.format == "frozen" and seen & {"tags", "signature"}:
+            elif job.format != "saved_model" and seen & {"tags", "signature"}:
                 job_problem(
-                    f"plan line {line_no}: tags/signature are for saved_model jobs, not frozen"
+                    f"plan line {line_no}: tags/signature are for saved_model jobs, "
+                    f"not {job.format}"
                 )
             plan.jobs.append(job)
             job = None

@@ -75,7 +75,8 @@ def _atomic_path(path: Path) -> Path:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     tmp = _atomic_path(path)
     with open(tmp, "wb") as handle:
-        np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
+        # asarray keeps 0-d arrays 0-d (ascontiguousarray would make a scalar shape (1,)).
+        np.lib.format.write_array(handle, np.asarray(array, order="C"), allow_pickle=False)
     os.replace(tmp, path)
 
 

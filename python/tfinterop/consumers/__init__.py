@@ -23,6 +23,11 @@ NON_UTF8_STRINGS = "non_utf8_strings"
 """Reads and writes DT_STRING elements that are not valid UTF-8."""
 PNG_INPUT = "png_input"
 """Can decode a PNG into an NHWC float32 input itself (plan record ``image``)."""
+OBJECT_GRAPH = "object_graph"
+"""Loads SavedModels through their SavedObjectGraph (``tf.saved_model.load``), restoring
+variables object by object, not through the MetaGraph's saver and init op (the C API
+loader, which the tensorflow crate uses too)."""
+TFLITE = "tflite"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,11 @@ class PythonConsumer(Consumer):
         return [sys.executable, "-m", "tfinterop.consumers.python_runner"]
 
 
+class TFLiteConsumer(Consumer):
+    def command(self, build_dir: Path) -> list[str]:
+        return [sys.executable, "-m", "tfinterop.consumers.tflite_runner"]
+
+
 class CConsumer(Consumer):
     def command(self, build_dir: Path) -> list[str]:
         from ..build import c_binary
@@ -82,7 +92,9 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
     PythonConsumer(
         "python",
         "TensorFlow Python: v1 Session on frozen graphs, tf.saved_model.load on SavedModels",
-        frozenset({FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, NON_UTF8_STRINGS}),
+        frozenset(
+            {FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT, OBJECT_GRAPH}
+        ),
     ),
     RustConsumer(
         "rust",
@@ -93,6 +105,11 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
         "c",
         "TensorFlow C API (TF_GraphImportGraphDef, TF_LoadSessionFromSavedModel)",
         frozenset({FROZEN, SAVED_MODEL, NON_UTF8_STRINGS}),
+    ),
+    TFLiteConsumer(
+        "tflite",
+        "LiteRT interpreter (ai_edge_litert, else tf.lite.Interpreter) on .tflite conversions",
+        frozenset({TFLITE, RESOLVES_SIGNATURES, PNG_INPUT}),
     ),
 )
 

@@ -24,6 +24,7 @@ import numpy as np
 from tfinterop import plan as plan_format
 from tfinterop import tensors
 from tfinterop.errors import UserError
+from tfinterop.images import decode_png
 
 
 class JobError(Exception):
@@ -43,9 +44,20 @@ def _dtype_name(tf_dtype: Any) -> str:
     return "string" if tf_dtype == tf.string else tf_dtype.name
 
 
-def _read_input(path: str, key: str, expected_dtype: str) -> np.ndarray:
+def read_input(entry: plan_format.PlanTensor, expected_dtype: str) -> np.ndarray:
+    """An input file (``.npy`` or string encoding by graph dtype, or a PNG for ``image``)."""
+    key = entry.key
     try:
-        array = tensors.read_tensor(path, expected_dtype)
+        if entry.image:
+            if expected_dtype != "float32":
+                raise JobError(
+                    "read_input",
+                    f"input {key!r}: an image feeds float32 but the graph's dtype is "
+                    f"{expected_dtype}",
+                )
+            array = decode_png(entry.file)
+        else:
+            array = tensors.read_tensor(entry.file, expected_dtype)
     except UserError as exc:
         raise JobError("read_input", f"input {key!r}: {exc}") from None
     found = tensors.dtype_name(array)
@@ -90,7 +102,7 @@ def _prepare_frozen(job: plan_format.Job, config: Any) -> Callable[[], dict[str,
     feeds = {}
     for entry in job.inputs:
         tensor = lookup(entry)
-        feeds[tensor] = _read_input(entry.file, entry.key, _dtype_name(tensor.dtype))
+        feeds[tensor] = read_input(entry, _dtype_name(tensor.dtype))
     fetches = [lookup(entry) for entry in job.outputs]
 
     def run() -> dict[str, np.ndarray]:
@@ -121,9 +133,7 @@ def _prepare_saved_model(job: plan_format.Job) -> Callable[[], dict[str, np.ndar
                 "resolve",
                 f"signature {job.signature!r} has no input {entry.key!r}; inputs: {sorted(specs)}",
             )
-        feeds[entry.key] = tf.constant(
-            _read_input(entry.file, entry.key, _dtype_name(specs[entry.key].dtype))
-        )
+        feeds[entry.key] = tf.constant(read_input(entry, _dtype_name(specs[entry.key].dtype)))
     output_keys = set(function.structured_outputs)
     for entry in job.outputs:
         if entry.key not in output_keys:
@@ -139,15 +149,28 @@ def _prepare_saved_model(job: plan_format.Job) -> Callable[[], dict[str, np.ndar
     return run
 
 
-def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
+Prepare = Callable[[plan_format.Job], Callable[[], dict[str, np.ndarray]]]
+"""Loads a job's model and reads its inputs; returns the function that runs it once."""
+
+
+# Headers TensorFlow puts before the message of a failed Session.run / function call.
+_GENERIC_LINES = ("Graph execution error:", "Detected at node", "Node: ", "File ", "  ")
+
+
+def run_error_text(exc: BaseException) -> str:
+    """The informative line of a run error ("No OpKernel was registered ...", not the
+    "Graph execution error:" header), with the op it names."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_GENERIC_LINES)]
+    return (useful or lines or [repr(exc)])[0].strip()
+
+
+def run_job(job: plan_format.Job, prepare: Prepare) -> dict[str, Any]:
     record: dict[str, Any] = {"record": "job", "id": job.id}
     if job.problem:
         raise JobError("plan", job.problem)
     started = time.perf_counter()
-    if job.format == "frozen":
-        run = _prepare_frozen(job, config)
-    else:
-        run = _prepare_saved_model(job)
+    run = prepare(job)
     record["load_s"] = time.perf_counter() - started
     started = time.perf_counter()
     try:
@@ -155,9 +178,7 @@ def run_job(job: plan_format.Job, config: Any) -> dict[str, Any]:
     except JobError:
         raise
     except Exception as exc:
-        raise JobError(
-            "run", str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        ) from None
+        raise JobError("run", run_error_text(exc)) from None
     record["first_run_s"] = time.perf_counter() - started
     written = []
     for entry in job.outputs:
@@ -198,6 +219,28 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _python_prepare(plan: plan_format.Plan) -> Prepare:
+    import tensorflow as tf
+
+    if plan.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(plan.intra_op_threads)
+    if plan.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(plan.inter_op_threads)
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=plan.intra_op_threads,
+        inter_op_parallelism_threads=plan.inter_op_threads,
+    )
+
+    def prepare(job: plan_format.Job) -> Callable[[], dict[str, np.ndarray]]:
+        if job.format == "frozen":
+            return _prepare_frozen(job, config)
+        if job.format == "saved_model":
+            return _prepare_saved_model(job)
+        raise JobError("load", f"this consumer does not load the {job.format} format")
+
+    return prepare
+
+
 def consumer_record() -> dict[str, Any]:
     import tensorflow as tf
 
@@ -211,7 +254,7 @@ def consumer_record() -> dict[str, Any]:
 
 
 def _shorthand_plan(args: argparse.Namespace) -> plan_format.Plan:
-    def entries(specs: list[str]) -> list[plan_format.PlanTensor]:
+    def entries(specs: list[str], image: bool = False) -> list[plan_format.PlanTensor]:
         result = []
         for spec in specs:
             name, _, file = spec.partition("=")
@@ -220,7 +263,7 @@ def _shorthand_plan(args: argparse.Namespace) -> plan_format.Plan:
                 raise plan_format.PlanError(f"expected KEY[@TENSOR]=FILE, got {spec!r}")
             result.append(
                 plan_format.PlanTensor(
-                    key, tensor or (key if args.format == "frozen" else "-"), file
+                    key, tensor or (key if args.format == "frozen" else "-"), file, image
                 )
             )
         return result
@@ -231,7 +274,7 @@ def _shorthand_plan(args: argparse.Namespace) -> plan_format.Plan:
         format=args.format,
         tags=args.tags.split(","),
         signature=args.signature,
-        inputs=entries(args.input),
+        inputs=entries(args.input) + entries(args.image, image=True),
         outputs=entries(args.output),
         warmup=args.warmup,
         repeat=args.repeat,
@@ -242,8 +285,14 @@ def _shorthand_plan(args: argparse.Namespace) -> plan_format.Plan:
     return plan_format.Plan([job], int(intra or 0), int(inter or 0))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tfinterop-python-consumer", description=__doc__)
+def serve(
+    argv: list[str] | None,
+    prog: str,
+    record: Callable[[], dict[str, Any]],
+    make_prepare: Callable[[plan_format.Plan], Prepare],
+) -> int:
+    """The contract's command line and job loop; a consumer supplies how to load and run."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--plan")
     parser.add_argument("--results")
     parser.add_argument("--version", action="store_true")
@@ -252,13 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tags", default="serve")
     parser.add_argument("--signature", default="serving_default")
     parser.add_argument("--input", action="append", default=[])
+    parser.add_argument("--image", action="append", default=[])
     parser.add_argument("--output", action="append", default=[])
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads")
     args = parser.parse_args(argv)
     if args.version:
-        _emit(sys.stdout, consumer_record())
+        _emit(sys.stdout, record())
         return 0
     try:
         if args.plan:
@@ -270,36 +320,27 @@ def main(argv: list[str] | None = None) -> int:
                 "give --plan PLAN or --model PATH --format FORMAT --output ..."
             )
     except (OSError, UserError, ValueError) as exc:
-        print(f"tfinterop-python-consumer: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
 
-    import tensorflow as tf
-
-    if plan.intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(plan.intra_op_threads)
-    if plan.inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(plan.inter_op_threads)
-    config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=plan.intra_op_threads,
-        inter_op_parallelism_threads=plan.inter_op_threads,
-    )
+    prepare = make_prepare(plan)
     out: TextIO = open(args.results, "w", encoding="utf-8") if args.results else sys.stdout
     failed = 0
     try:
-        _emit(out, consumer_record())
+        _emit(out, record())
         for job in plan.jobs:
             try:
-                record = run_job(job, config)
+                result = run_job(job, prepare)
             except JobError as exc:
                 failed += 1
-                record = {
+                result = {
                     "record": "job",
                     "id": job.id,
                     "status": "error",
                     "stage": exc.stage,
                     "error": str(exc),
                 }
-            _emit(out, record)
+            _emit(out, result)
         max_rss_kb = peak_rss_kb()
         _emit(
             out,
@@ -309,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         if out is not sys.stdout:
             out.close()
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(argv, "tfinterop-python-consumer", consumer_record, _python_prepare)
 
 
 if __name__ == "__main__":

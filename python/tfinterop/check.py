@@ -1,0 +1,1166 @@
+"""``tfinterop check PATH``: run someone else's model through every consumer and compare.
+
+The reference is Python: the ``python`` consumer runs the model first, alone, and its
+outputs become the reference (TensorFlow's Python API is what the model was written and
+tested with). Then every consumer that loads the format, ``python`` included, runs it and
+is compared with that reference exactly as ``interop`` compares with an export's
+reference: the ``python`` row is a second, independent process, so it shows whether the
+model reproduces itself at all (random ops, state that leaks between runs). With
+``--expected FILE.npz`` (values recorded elsewhere: by whoever trained the model, or a
+published test value) every consumer, Python included, is also compared with those, in
+rows labelled ``<model> vs expected``.
+
+Each consumer loads the model afresh, so a stateful signature (one that applies a training
+step) starts from the same restored state in every consumer; the outputs compared are
+those of each consumer's first run. Working files (generated inputs, the reference, the
+consumers' outputs) go under ``build/check/``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plan as plan_format
+from . import tensors
+from .consumers import NON_UTF8_STRINGS, Consumer
+from .errors import UserError
+from .fixtures import Tolerance
+from .inspect import GRAPH_DEF, SAVED_MODEL, Inspection, inspect_model
+from .manifest import Case, TensorEntry
+from .pipeline import (
+    CaseRef,
+    Cell,
+    RunSettings,
+    _unrunnable_reason,
+    apply_expectation,
+    compare_job,
+    run_consumers,
+)
+from .run import ConsumerRun, run_consumer
+
+REFERENCE_CONSUMER = "python"
+"""Whose outputs are the reference: TensorFlow's own Python API."""
+DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_DIM = 2
+"""Unknown dimensions of generated inputs: 2, so batch-mixing bugs cannot hide behind 1."""
+DEFAULT_TOLERANCE = Tolerance(atol=1e-6, rtol=1e-5)
+GRAPH_SIGNATURE = "-"
+"""Signature column of a frozen graph (it has none)."""
+RUNS_KEPT = 3
+FLOAT_RANGE = (-1.0, 1.0)
+INT_RANGE = (0.0, 9.0)
+EXAMPLE_KINDS = ("float", "int", "bytes")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """``--example NAME=float|int|bytes:LENGTH``: one feature of generated tf.Examples."""
+
+    name: str
+    kind: str
+    length: int
+
+    @classmethod
+    def parse(cls, text: str) -> FeatureSpec:
+        name, _, rest = text.partition("=")
+        kind, _, length = rest.partition(":")
+        if not name or kind not in EXAMPLE_KINDS or not length.isdigit() or int(length) < 1:
+            raise UserError(
+                f"--example {text!r}: expected NAME=TYPE:LENGTH with TYPE one of "
+                f"{', '.join(EXAMPLE_KINDS)} and LENGTH >= 1 (e.g. x=float:1)"
+            )
+        return cls(name, kind, int(length))
+
+
+@dataclass
+class CheckOptions:
+    path: Path
+    build_dir: Path
+    work_dir: Path | None = None
+    """Root of working files (default ``build_dir/check``)."""
+    tags: list[str] | None = None
+    signature: str | None = None
+    all_signatures: bool = False
+    inputs_file: Path | None = None
+    expected_file: Path | None = None
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    seed: int = 0
+    dims: dict[str | None, int] = field(default_factory=dict)
+    """Input key (None: every input) -> size of its unknown dimensions."""
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    ranges: dict[str | None, tuple[float, float]] = field(default_factory=dict)
+    """Input key or feature name (None: all) -> value range of generated values."""
+    examples: list[FeatureSpec] = field(default_factory=list)
+    tolerance: Tolerance = DEFAULT_TOLERANCE
+    label: str | None = None
+
+
+@dataclass
+class PreparedCase:
+    """One signature (or the graph) ready to run: its inputs written, outputs declared."""
+
+    case: Case
+    state_writers: list[str] = field(default_factory=list)
+    requires: dict[str, str] = field(default_factory=dict)
+    reference_problem: str | None = None
+    expected: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    generated: dict[str, str] = field(default_factory=dict)
+    """Input key -> how it was made (``--inputs``, generated shape and range)."""
+
+
+@dataclass
+class CheckResult:
+    label: str
+    inspection: Inspection
+    cases: list[PreparedCase]
+    cells: list[Cell]
+    consumer_info: dict[str, dict[str, Any]]
+    settings: RunSettings
+    work: Path
+    tolerance: Tolerance = DEFAULT_TOLERANCE
+    problems: list[Cell] = field(default_factory=list)
+    """Cases that could not be prepared (all-signatures mode): one error row each."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": str(self.inspection.path),
+            "format": self.inspection.format,
+            "label": self.label,
+            "work_dir": str(self.work),
+            "reference": (
+                f"outputs of the {REFERENCE_CONSUMER} consumer's own first run; rows "
+                "'<model> vs expected' compare with --expected"
+            ),
+            "cases": [
+                {
+                    "signature": p.case.signature,
+                    "tags": p.case.tags,
+                    "stateful": bool(p.state_writers),
+                    "state_writers": p.state_writers,
+                    "inputs": {
+                        e.key: {"tensor": e.tensor, "dtype": e.dtype, "shape": e.shape}
+                        for e in p.case.inputs
+                    },
+                    "outputs": {
+                        e.key: {"tensor": e.tensor, "dtype": e.dtype, "shape": e.shape}
+                        for e in p.case.outputs
+                    },
+                    "input_source": p.generated,
+                    "reference_problem": p.reference_problem,
+                    "requires": p.requires,
+                    "notes": p.notes,
+                }
+                for p in self.cases
+            ],
+            "kernel_problems": [p.as_dict() for p in self.inspection.kernel_problems],
+        }
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+GENERIC_NAMES = frozenset(
+    {"saved_model", "savedmodel", "model", "export", "frozen", "graph", "serving_default"}
+)
+
+
+def default_label(path: Path) -> str:
+    """A model's name in the report: its directory or file name, with the parents' names in
+    front while those are generic (TF Serving's version numbers, ``saved_model``,
+    ``frozen/serving_default.pb``)."""
+    path = path.resolve()
+    if path.name in ("saved_model.pb", "saved_model.pbtxt"):
+        path = path.parent
+    parts = [path.name]
+    while len(parts) < 3 and (Path(parts[0]).stem in GENERIC_NAMES or parts[0].isdigit()):
+        path = path.parent
+        if not path.name:
+            break
+        parts.insert(0, path.name)
+    return "/".join(parts)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "_"
+
+
+def one_line(message: str) -> str:
+    """TensorFlow's multi-line errors (kernel lists, ``[[node]]`` trailers) on one line."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _folder(signature: str) -> str:
+    return "graph" if signature == GRAPH_SIGNATURE else _safe(signature)
+
+
+def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` (never unpickled). ``KEY`` int64 lengths + ``KEY.bytes`` uint8
+    is a string tensor in the contract's encoding; ``S``/``U`` arrays are strings too."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise UserError(f"{what} {path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{what} {path}: not a readable .npz without pickles ({exc})") from None
+    out: dict[str, np.ndarray] = {}
+    for key, array in arrays.items():
+        if key.endswith(tensors.BYTES_SUFFIX) and key[: -len(tensors.BYTES_SUFFIX)] in arrays:
+            continue
+        blob = arrays.get(key + tensors.BYTES_SUFFIX)
+        if blob is not None:
+            lengths = array.astype(np.int64).reshape(-1)
+            data = blob.astype(np.uint8).tobytes()
+            if (lengths < 0).any() or int(lengths.sum()) != len(data):
+                raise UserError(f"{what} {path}: {key} lengths do not add up to {key}.bytes")
+            values = np.empty(array.shape, dtype=object)
+            flat = values.reshape(-1)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            for i in range(len(lengths)):
+                flat[i] = data[offsets[i] : offsets[i + 1]]
+            out[key] = values
+        elif array.dtype.kind in "SU":
+            out[key] = tensors.as_bytes_array(array)
+        else:
+            out[key] = array
+    return out
+
+
+def _lookup(arrays: dict[str, np.ndarray], signature: str, key: str, graph: bool) -> str | None:
+    """The npz key for ``key``: ``SIGNATURE/KEY`` first, then ``KEY``; graphs also accept
+    ``x`` for ``x:0``."""
+    candidates = [f"{signature}/{key}", key]
+    if graph and key.endswith(":0"):
+        candidates.append(key[:-2])
+    return next((c for c in candidates if c in arrays), None)
+
+
+def _fit_dtype(array: np.ndarray, dtype: str, what: str) -> np.ndarray:
+    """Cast a user's array to the graph dtype when nothing is lost (float64 -> float32 values
+    are rounded, ints must fit); anything else is an error naming both dtypes."""
+    found = tensors.dtype_name(array)
+    if found == dtype:
+        return array
+    if dtype == tensors.STRING or found == tensors.STRING or dtype not in tensors.NUMPY_DTYPES:
+        raise UserError(f"{what} has dtype {found}, the model expects {dtype}")
+    target = tensors.NUMPY_DTYPES[dtype]
+    if not np.can_cast(array.dtype, target, "same_kind"):
+        raise UserError(f"{what} has dtype {found}, the model expects {dtype}")
+    cast = array.astype(target)
+    if target.kind in "iub" and not np.array_equal(cast, array):
+        raise UserError(f"{what}: values do not fit {dtype}")
+    return cast
+
+
+def _fits(shape: tuple[int, ...], declared: list[int] | None) -> bool:
+    if declared is None:
+        return True
+    return len(shape) == len(declared) and all(
+        d < 0 or d == s for s, d in zip(shape, declared, strict=True)
+    )
+
+
+def _resolve_shape(key: str, declared: list[int] | None, options: CheckOptions) -> list[int]:
+    if key in options.shapes:
+        shape = options.shapes[key]
+        if not _fits(tuple(shape), declared):
+            raise UserError(f"--shape {key}: {shape} does not fit the model's {declared}")
+        return shape
+    if declared is None:
+        raise UserError(
+            f"input {key!r} has unknown rank: give its shape with --shape {key}=D0,D1,... "
+            "or its values with --inputs FILE.npz"
+        )
+    size = options.dims.get(key, options.dims.get(None, DEFAULT_DIM))
+    return [size if d < 0 else d for d in declared]
+
+
+def _range(options: CheckOptions, name: str, default: tuple[float, float]) -> tuple[float, float]:
+    return options.ranges.get(name, options.ranges.get(None, default))
+
+
+def _examples(count: int, options: CheckOptions, rng: np.random.Generator) -> np.ndarray:
+    """``count`` serialized tf.Example protos with the ``--example`` features."""
+    from tensorflow.core.example import example_pb2
+
+    out = np.empty(count, dtype=object)
+    for i in range(count):
+        example = example_pb2.Example()
+        for spec in options.examples:
+            feature = example.features.feature[spec.name]
+            if spec.kind == "float":
+                low, high = _range(options, spec.name, FLOAT_RANGE)
+                feature.float_list.value.extend(rng.uniform(low, high, spec.length).tolist())
+            elif spec.kind == "int":
+                low, high = _range(options, spec.name, INT_RANGE)
+                feature.int64_list.value.extend(
+                    rng.integers(int(low), int(high), spec.length, endpoint=True).tolist()
+                )
+            else:
+                feature.bytes_list.value.extend(
+                    f"v{int(v)}".encode() for v in rng.integers(0, 1000, spec.length)
+                )
+        out[i] = example.SerializeToString()
+    return out
+
+
+def generate_input(
+    key: str, dtype: str, declared: list[int] | None, options: CheckOptions, rng: Any
+) -> tuple[np.ndarray, str]:
+    """Values for one input from its dtype and shape; returns them and how they were made."""
+    if (
+        dtype == tensors.STRING
+        and options.examples
+        and declared is None
+        and key not in options.shapes
+    ):
+        declared = [-1]  # a batch of serialized Examples (TF1 tf_example placeholders)
+    shape = _resolve_shape(key, declared, options)
+    if dtype == tensors.STRING:
+        count = int(np.prod(shape, dtype=np.int64))
+        if options.examples:
+            features = ", ".join(f"{s.name}={s.kind}:{s.length}" for s in options.examples)
+            values = _examples(count, options, rng).reshape(shape)
+            return values, f"generated {tuple(shape)} serialized tf.Example ({features})"
+        values = np.array([f"tfinterop-{i}".encode() for i in range(count)], dtype=object)
+        return values.reshape(shape), (
+            f"generated {tuple(shape)} strings 'tfinterop-N' (serialized tf.Example inputs: "
+            "--example NAME=float:1)"
+        )
+    if dtype not in tensors.NUMPY_DTYPES:
+        raise UserError(
+            f"input {key!r} has dtype {dtype}, which the consumer contract cannot carry "
+            f"(supported: {', '.join(tensors.SUPPORTED_DTYPES)})"
+        )
+    target = tensors.NUMPY_DTYPES[dtype]
+    if target.kind == "b":
+        values = np.asarray(rng.integers(0, 2, shape)).astype(bool)
+        return values, f"generated {tuple(shape)} random bools"
+    if target.kind in "iu":
+        low, high = _range(options, key, INT_RANGE)
+        info = np.iinfo(target)
+        low, high = max(int(low), int(info.min)), min(int(high), int(info.max))
+        values = np.asarray(rng.integers(low, high, shape, endpoint=True)).astype(target)
+        return values, f"generated {tuple(shape)} {dtype} in [{low}, {high}]"
+    low, high = _range(options, key, FLOAT_RANGE)
+    values = np.asarray(rng.uniform(low, high, shape))
+    if target.kind == "c":
+        values = values + 1j * rng.uniform(low, high, shape)
+    return values.astype(target), f"generated {tuple(shape)} {dtype} uniform in [{low:g}, {high:g})"
+
+
+def _non_utf8(array: np.ndarray) -> bool:
+    if array.dtype != object:
+        return False
+    for value in array.reshape(-1):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------- cases
+
+
+@dataclass
+class _Spec:
+    """What a case feeds and fetches, before inputs exist."""
+
+    signature: str
+    tags: list[str]
+    method: str
+    inputs: list[tuple[str, str, str, list[int] | None]]
+    """(key, tensor, dtype, shape)."""
+    outputs: list[tuple[str, str, str]]
+    """(key, tensor, dtype)."""
+    state_writers: list[str]
+    notes: list[str]
+
+
+def _saved_model_specs(inspection: Inspection, options: CheckOptions) -> list[_Spec]:
+    if options.input_names or options.output_names:
+        raise UserError("--input/--output are for frozen graphs; a SavedModel has signatures")
+    meta = inspection.meta_graph(options.tags)
+    callable_keys = [s.key for s in meta.signatures if s.callable]
+    if options.all_signatures:
+        if options.signature:
+            raise UserError("give --signature or --all-signatures, not both")
+        keys = callable_keys
+    else:
+        keys = [options.signature or DEFAULT_SIGNATURE]
+        if options.signature is None and DEFAULT_SIGNATURE not in callable_keys:
+            if len(callable_keys) != 1:
+                raise UserError(
+                    f"{inspection.path} has no {DEFAULT_SIGNATURE} signature; choose one with "
+                    f"--signature ({', '.join(callable_keys) or 'none'}) or --all-signatures"
+                )
+            keys = callable_keys
+    if not keys:
+        raise UserError(f"{inspection.path}: MetaGraph {','.join(meta.tags)} has no signatures")
+    specs = []
+    for key in keys:
+        signature = meta.signature(key)
+        if not signature.callable:
+            raise UserError(f"{key} runs at load time; it is not a signature to check")
+        specs.append(
+            _Spec(
+                signature=key,
+                tags=list(meta.tags),
+                method=signature.method_name,
+                inputs=[(k, t.name, t.dtype, t.shape) for k, t in sorted(signature.inputs.items())],
+                outputs=[(k, t.name, t.dtype) for k, t in sorted(signature.outputs.items())],
+                state_writers=signature.state_writers,
+                notes=list(signature.notes),
+            )
+        )
+    return specs
+
+
+def _graph_specs(inspection: Inspection, options: CheckOptions) -> list[_Spec]:
+    from . import graphdef
+
+    if options.tags or options.signature or options.all_signatures:
+        raise UserError("--tags/--signature/--all-signatures are for SavedModels, not graphs")
+    analysis = inspection.graph
+    assert analysis is not None
+    graph_def = graphdef.load_graph_def(inspection.path)
+    nodes = {node.name: node for node in graph_def.node}
+    input_names = [graphdef.canonical_tensor(n) for n in options.input_names] or [
+        i.name for i in analysis.inputs if i.dtype != "resource"
+    ]
+    output_names = [graphdef.canonical_tensor(n) for n in options.output_names] or [
+        o.name for o in analysis.outputs
+    ]
+    if not output_names:
+        raise UserError(f"{inspection.path}: no likely outputs found; name them with --output")
+    for name in input_names + output_names:
+        if graphdef.tensor_parts(name)[0] not in nodes:
+            raise UserError(f"{inspection.path} has no op {graphdef.tensor_parts(name)[0]!r}")
+    specs, import_error = graphdef.tensor_specs(graph_def, input_names + output_names)
+    for name in input_names:
+        if not specs[name][0]:
+            raise UserError(
+                f"cannot tell the dtype of input {name}: TensorFlow cannot import the graph "
+                f"({import_error})"
+            )
+    uses = graphdef.reachable_ops(graph_def, output_names, input_names)
+    return [
+        _Spec(
+            signature=GRAPH_SIGNATURE,
+            tags=[],
+            method="",
+            inputs=[(n, n, specs[n][0], specs[n][1]) for n in input_names],
+            outputs=[(n, n, specs[n][0]) for n in output_names],
+            state_writers=graphdef.state_writers(uses),
+            notes=[],
+        )
+    ]
+
+
+def _prepare(
+    spec: _Spec,
+    model: Path,
+    fmt: str,
+    options: CheckOptions,
+    given: dict[str, np.ndarray] | None,
+    expected: dict[str, np.ndarray] | None,
+    work: Path,
+) -> PreparedCase:
+    graph = fmt == "frozen"
+    folder = _folder(spec.signature)
+    rng = np.random.default_rng([options.seed, *spec.signature.encode()])
+    prepared = PreparedCase(
+        case=Case(
+            format=fmt,
+            signature=spec.signature,
+            model=str(model),
+            inputs=[],
+            outputs=[],
+            tags=spec.tags,
+            method=spec.method,
+        ),
+        state_writers=spec.state_writers,
+        notes=list(spec.notes),
+    )
+    for key, tensor, dtype, declared in spec.inputs:
+        if not tensor:
+            raise UserError(f"signature {spec.signature}: input {key!r} is not a dense tensor")
+        what = f"input {key!r}" + ("" if graph else f" of {spec.signature}")
+        found = _lookup(given, spec.signature, key, graph) if given is not None else None
+        if found is not None and given is not None:
+            array = _fit_dtype(given[found], dtype, what)
+            if not _fits(array.shape, declared):
+                raise UserError(f"{what}: shape {array.shape} does not fit the model's {declared}")
+            prepared.generated[key] = f"--inputs {found}"
+        else:  # inputs --inputs leaves out are generated (and the report says so)
+            array, how = generate_input(key, dtype, declared, options, rng)
+            prepared.generated[key] = how
+        path = work / "inputs" / folder / f"{_safe(key)}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors.write_tensor(path, array)
+        prepared.case.inputs.append(
+            TensorEntry(key, tensor, tensors.dtype_name(array), list(array.shape), str(path))
+        )
+        if _non_utf8(array):
+            prepared.requires[NON_UTF8_STRINGS] = (
+                f"input {key!r} holds bytes that are not valid UTF-8 "
+                "(serialized tf.Example with float or int features always does)"
+            )
+    for key, tensor, dtype in spec.outputs:
+        if not tensor:
+            raise UserError(f"signature {spec.signature}: output {key!r} is not a dense tensor")
+        path = work / "reference" / folder / f"{_safe(key)}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prepared.case.outputs.append(TensorEntry(key, tensor, dtype, [], str(path)))
+    if expected is not None:
+        for entry in prepared.case.outputs:
+            found = _lookup(expected, spec.signature, entry.key, graph)
+            if found is not None:  # dtype "" = unknown until Python ran: take the file's
+                what = f"--expected {found}"
+                array = expected[found]
+                prepared.expected[entry.key] = (
+                    _fit_dtype(array, entry.dtype, what) if entry.dtype else array
+                )
+    return prepared
+
+
+# --------------------------------------------------------------------------------- run
+
+
+def _work_dir(options: CheckOptions, label: str) -> Path:
+    root = options.work_dir or options.build_dir / "check"
+    digest = hashlib.sha256(str(options.path.resolve()).encode()).hexdigest()[:8]
+    model_dir = root / f"{_safe(label)}-{digest}"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    old = sorted((p for p in model_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for path in old[: max(0, len(old) - RUNS_KEPT + 1)]:
+        shutil.rmtree(path, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-", dir=model_dir))
+
+
+def _reference_run(
+    python: Consumer,
+    prepared: list[PreparedCase],
+    refs: list[CaseRef],
+    work: Path,
+    settings: RunSettings,
+) -> None:
+    """Python runs every case once; its outputs are written straight into ``reference/``.
+
+    Updates the cases (output dtypes and shapes, requirements) and the refs (why there is
+    no reference) in place: it runs while the consumers run, before they are compared."""
+    plan = plan_format.Plan(
+        intra_op_threads=settings.threads[0], inter_op_threads=settings.threads[1]
+    )
+    for index, item in enumerate(prepared):
+        case = item.case
+        plan.jobs.append(
+            plan_format.Job(
+                id=f"{index}",
+                model=case.model,
+                format=case.format,
+                tags=case.tags or ["serve"],
+                signature=case.signature,
+                inputs=[plan_format.PlanTensor(e.key, e.tensor, e.file) for e in case.inputs],
+                outputs=[plan_format.PlanTensor(e.key, e.tensor, e.file) for e in case.outputs],
+                warmup=0,
+                repeat=1,
+            )
+        )
+    missing = python.missing(settings.build_dir)
+    run: ConsumerRun | None = None
+    if not missing:
+        run = run_consumer(
+            python,
+            plan,
+            work / "reference-run",
+            settings.build_dir,
+            timeout_s=settings.timeout_s,
+            environment=settings.environment,
+        )
+    for index, item in enumerate(prepared):
+        record = run.jobs.get(f"{index}") if run else None
+        if record is None:
+            why = missing or (run.failure.describe() if run and run.failure else "no record")
+            item.reference_problem = f"{REFERENCE_CONSUMER} (the reference) did not run: {why}"
+        elif record.get("status") != "ok":
+            item.reference_problem = (
+                f"{REFERENCE_CONSUMER} (the reference) failed: "
+                f"[{record.get('stage', '?')}] {one_line(str(record.get('error', '')))}"
+            )
+        refs[index].reference_problem = item.reference_problem
+        if item.reference_problem:
+            continue
+        written = {o.get("key"): o for o in record.get("outputs") or []}
+        for entry in item.case.outputs:
+            produced = written.get(entry.key, {})
+            entry.dtype = produced.get("dtype", entry.dtype)
+            entry.shape = list(produced.get("shape") or [])
+            if entry.dtype == tensors.STRING and _non_utf8(
+                tensors.read_tensor(entry.file, tensors.STRING)
+            ):
+                item.requires.setdefault(
+                    NON_UTF8_STRINGS, f"output {entry.key!r} holds bytes that are not valid UTF-8"
+                )
+
+
+def _case_ref(item: PreparedCase, tolerance: Tolerance, label: str) -> CaseRef:
+    return CaseRef(
+        label,
+        item.case,
+        Path("/"),
+        lambda key: tolerance,
+        lambda consumer, fmt, signature: None,
+        item.requires,
+        reference_problem=item.reference_problem,
+    )
+
+
+def _expected_cells(
+    consumers: list[Consumer],
+    runs: dict[str, ConsumerRun],
+    prepared: list[PreparedCase],
+    label: str,
+    work: Path,
+    main_refs: list[CaseRef],
+    missing: dict[str, str | None],
+) -> list[Cell]:
+    """Every consumer's outputs against ``--expected`` (the outputs it covers)."""
+    cells = []
+    for item, main_ref in zip(prepared, main_refs, strict=True):
+        if not item.expected:
+            continue
+        outputs = []
+        for entry in item.case.outputs:
+            if entry.key not in item.expected:
+                continue
+            path = work / "expected" / _folder(item.case.signature) / f"{_safe(entry.key)}.npy"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            dtype = tensors.write_tensor(path, item.expected[entry.key])
+            outputs.append(
+                TensorEntry(
+                    entry.key, entry.tensor, dtype, list(item.expected[entry.key].shape), str(path)
+                )
+            )
+        case = Case(**{**item.case.__dict__, "outputs": outputs})
+        ref = CaseRef(
+            f"{label} vs expected",
+            case,
+            Path("/"),
+            main_ref.tolerance_for,
+            main_ref.expectation_for,
+            main_ref.requires,
+        )
+        for consumer in consumers:
+            expectation = _unrunnable_reason(consumer, ref)
+            run = runs.get(consumer.name)
+            record = run.jobs.get(main_ref.job_id) if run else None
+            failure = missing.get(consumer.name)
+            if run is not None and run.failure:
+                failure = run.failure.describe()
+            cell = compare_job(ref, consumer.name, record, failure)
+            if expectation is not None and expectation.kind == "skip":
+                cell = Cell(cell.fixture, cell.format, cell.signature, consumer.name, "skip")
+            cells.append(apply_expectation(cell, expectation))
+    return cells
+
+
+def run_check(
+    options: CheckOptions,
+    consumers: list[Consumer],
+    settings: RunSettings,
+    *,
+    on_phase: Callable[[str], None] | None = None,
+) -> CheckResult:
+    """Inspect, prepare inputs, run the Python reference, run every consumer, compare."""
+    from .consumers import by_name
+
+    inspection = inspect_model(options.path, options.build_dir)
+    label = options.label or default_label(inspection.path)
+    fmt = "saved_model" if inspection.format == SAVED_MODEL else "frozen"
+    assert inspection.format in (SAVED_MODEL, GRAPH_DEF)
+    specs = (
+        _saved_model_specs(inspection, options)
+        if fmt == "saved_model"
+        else _graph_specs(inspection, options)
+    )
+    given = _load_npz(options.inputs_file, "--inputs") if options.inputs_file else None
+    expected = _load_npz(options.expected_file, "--expected") if options.expected_file else None
+    runnable = [c for c in consumers if c.supports(fmt)]
+    if not runnable:
+        names = ", ".join(c.name for c in consumers)
+        raise UserError(f"none of the chosen consumers ({names}) loads the {fmt} format")
+    work = _work_dir(options, label)
+    prepared: list[PreparedCase] = []
+    problems: list[Cell] = []
+    model = inspection.path.resolve()
+    for spec in specs:
+        try:
+            prepared.append(_prepare(spec, model, fmt, options, given, expected, work))
+        except UserError as exc:
+            if not options.all_signatures:
+                raise
+            problems += [
+                Cell(label, fmt, spec.signature, c.name, "error", f"cannot check: {exc}")
+                for c in runnable
+            ]
+    _check_keys(given, expected, specs, fmt == "frozen")
+    if any(ch in str(model) + str(work) for ch in "\t\n\r"):
+        raise UserError(f"{model}: paths with tabs or newlines cannot go into a plan")
+    settings.runs_dir = work / "runs"
+    refs = [_case_ref(item, options.tolerance, label) for item in prepared]
+    runs: dict[str, ConsumerRun] = {}
+    if on_phase:
+        on_phase(
+            f"running {len(prepared)} case(s): the {REFERENCE_CONSUMER} reference, then "
+            f"comparing {', '.join(c.name for c in runnable)}"
+        )
+    # The reference runs alongside the consumers; each consumer's completion waits for it,
+    # so run_consumers compares only once the reference files exist.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reference = pool.submit(
+            _reference_run, by_name([REFERENCE_CONSUMER])[0], prepared, refs, work, settings
+        )
+
+        def done(run: ConsumerRun) -> None:
+            runs[run.consumer] = run
+            reference.result()
+
+        cells, consumer_info = run_consumers(runnable, refs, settings, on_done=done)
+        reference.result()
+    for cell in cells:
+        cell.message = one_line(cell.message)
+    if expected is not None:
+        missing = {c.name: c.missing(settings.build_dir) for c in runnable}
+        for cell in _expected_cells(runnable, runs, prepared, label, work, refs, missing):
+            cell.message = one_line(cell.message)
+            cells.append(cell)
+    return CheckResult(
+        label=label,
+        inspection=inspection,
+        cases=prepared,
+        cells=problems + cells,
+        consumer_info=consumer_info,
+        settings=settings,
+        work=work,
+        tolerance=options.tolerance,
+        problems=problems,
+    )
+
+
+def _check_keys(
+    given: dict[str, np.ndarray] | None,
+    expected: dict[str, np.ndarray] | None,
+    specs: list[_Spec],
+    graph: bool,
+) -> None:
+    """Keys of --inputs/--expected that name nothing are mistakes, not silently ignored."""
+    for what, arrays, names in (
+        ("--inputs", given, [(s.signature, k) for s in specs for k, *_ in s.inputs]),
+        ("--expected", expected, [(s.signature, k) for s in specs for k, *_ in s.outputs]),
+    ):
+        if arrays is None:
+            continue
+        known = set()
+        for signature, key in names:
+            known.update({f"{signature}/{key}", key})
+            if graph and key.endswith(":0"):
+                known.add(key[:-2])
+        unknown = sorted(set(arrays) - known)
+        if unknown:
+            valid = sorted({k for _, k in names})
+            raise UserError(
+                f"{what} has array(s) {', '.join(unknown)} that match no "
+                f"{'input' if what == '--inputs' else 'output'} (expected keys: "
+                f"{', '.join(valid)}, or SIGNATURE/KEY)"
+            )
+        if what == "--expected" and not any(
+            _lookup(arrays, s, k, graph) for s, k in names if arrays
+        ):
+            raise UserError("--expected matches none of the checked outputs")
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def notes(result: CheckResult) -> list[str]:
+    """Lines printed under the table: what was fed, what the reference is, what to expect."""
+    lines = [
+        f"reference: the {REFERENCE_CONSUMER} consumer's own first run of {result.label}; "
+        f"the {REFERENCE_CONSUMER} row is a second, independent run"
+        + (
+            "; rows 'vs expected' compare with --expected"
+            if any(c.expected for c in result.cases)
+            else ""
+        )
+    ]
+    for item in result.cases:
+        name = item.case.signature if item.case.signature != GRAPH_SIGNATURE else "graph"
+        for key, how in item.generated.items():
+            lines.append(f"input {name}/{key}: {how}")
+        if item.state_writers:
+            lines.append(
+                f"stateful: {name} writes variables ({', '.join(item.state_writers)}); each "
+                "consumer loaded the model afresh, so every first run (the one compared) "
+                "started from the same restored state"
+            )
+        for note in item.notes:
+            lines.append(f"note: {name}: {note}")
+    for problem in result.inspection.kernel_problems:
+        lines.append(f"predicted by inspect: {problem.describe()}")
+    return lines
+
+
+# ---------------------------------------------------------------------- save a fixture
+
+
+FIXTURE_TEMPLATE = '''"""{name}: a model checked with `tfinterop check --save-fixture` on {date}.
+
+Source: {source}
+The model, its inputs and the reference outputs (what TensorFlow Python {tf_version}
+computed when the fixture was saved) are data under data/{name}/, copied as they were.
+"""
+
+from tfinterop.fixtures import PrebuiltCase, PrebuiltSpec, Tolerance, fixture, require
+
+
+@fixture(
+    {name_literal},
+    seed={seed},
+    tolerance=Tolerance(atol={atol!r}, rtol={rtol!r}),
+    data=(
+{data}    ),
+    requires=[
+{requires}    ],
+)
+def build(ctx):
+    """Prebuilt {kind} (tfinterop check --save-fixture)."""
+    return PrebuiltSpec(
+        format={fmt},
+        model={model},
+        tags={tags},
+        cases=[
+{cases}        ],
+    )
+'''
+
+
+def _literal(value: Any) -> str:
+    """Python source for str/tuple/dict values, with double quotes (ruff's style)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _format_source(path: Path) -> None:
+    """ruff-format a generated fixture when ruff is installed (`nox -s lint` checks fixtures/)."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if os.access(ruff, os.X_OK):
+        subprocess.run([ruff, "format", "--quiet", str(path)], check=False, capture_output=True)
+
+
+def save_fixture(result: CheckResult, name: str, fixtures_dir: Path, seed: int) -> Path:
+    """Write ``fixtures_dir/NAME.py`` and ``fixtures_dir/data/NAME/`` (model, inputs,
+    Python's reference) so the checked model runs in every later ``interop``."""
+    from .fixtures import NAME_PATTERN
+    from .pipeline import signature_label
+    from .tfenv import find_tensorflow
+
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"fixture name {name!r} must match {NAME_PATTERN.pattern}")
+    if not fixtures_dir.is_dir():
+        raise UserError(f"fixtures directory {fixtures_dir} does not exist")
+    source = fixtures_dir / f"{name}.py"
+    data_root = fixtures_dir / "data" / name
+    if source.exists() or data_root.exists():
+        raise UserError(f"{source} or {data_root} already exists: choose another name")
+    without = [i for i in result.cases if i.reference_problem]
+    if without or not result.cases:
+        why = without[0].reference_problem if without else "nothing was checked"
+        raise UserError(f"cannot save a fixture without a Python reference: {why}")
+    model = result.inspection.path.resolve()
+    fmt = result.cases[0].case.format
+    staging = fixtures_dir / "data" / f".{name}.tmp{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if fmt == "saved_model":
+            model_rel = "saved_model"
+            shutil.copytree(model, staging / model_rel)
+        else:
+            model_rel = f"model{model.suffix or '.pb'}"
+            staging.mkdir(parents=True)
+            shutil.copy2(model, staging / model_rel)
+        case_lines, require_lines = [], []
+        for item in result.cases:
+            folder = _folder(item.case.signature)
+            entries: dict[str, dict[str, tuple[str, str]]] = {"inputs": {}, "outputs": {}}
+            for kind, items in (("inputs", item.case.inputs), ("reference", item.case.outputs)):
+                for entry in items:
+                    target = staging / kind / folder / Path(entry.file).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(entry.file, target)
+                    sidecar = Path(entry.file + tensors.BYTES_SUFFIX)
+                    if sidecar.exists():
+                        shutil.copy2(sidecar, Path(str(target) + tensors.BYTES_SUFFIX))
+                    relative = f"data/{name}/{kind}/{folder}/{target.name}"
+                    side = "inputs" if kind == "inputs" else "outputs"
+                    entries[side][entry.key] = (entry.tensor, relative)
+            case_lines.append(
+                f"            PrebuiltCase(\n"
+                f"                {_literal(item.case.signature)},\n"
+                f"                inputs={_literal(entries['inputs'])},\n"
+                f"                outputs={_literal(entries['outputs'])},\n"
+                f"            ),\n"
+            )
+            label = signature_label(item.case)
+            for capability, reason in item.requires.items():
+                require_lines.append(  # the label is a glob pattern there: escape it
+                    f"        require({_literal(capability)}, {_literal(reason)}, "
+                    f"signature={_literal(glob.escape(label))}),\n"
+                )
+        files = sorted(
+            f"data/{name}/{p.relative_to(staging)}" for p in staging.rglob("*") if p.is_file()
+        )
+        text = FIXTURE_TEMPLATE.format(
+            name=name,
+            name_literal=_literal(name),
+            source=str(model).replace('"""', "'''"),
+            date=time.strftime("%Y-%m-%d"),
+            tf_version=find_tensorflow().version,
+            seed=seed,
+            atol=result.tolerance.atol,
+            rtol=result.tolerance.rtol,
+            data="".join(f"        {_literal(f)},\n" for f in files),
+            requires="".join(require_lines),
+            kind="SavedModel" if fmt == "saved_model" else "GraphDef",
+            fmt=_literal(fmt),
+            model=_literal(f"data/{name}/{model_rel}"),
+            tags=_literal(tuple(result.cases[0].case.tags)),
+            cases="".join(case_lines),
+        )
+        os.replace(staging, data_root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    source.write_text(text)
+    _format_source(source)
+    return source
+
+
+# -------------------------------------------------------------------------------- CLI
+
+
+def _key_value(text: str, option: str) -> tuple[str | None, str]:
+    """``KEY=VALUE`` -> (KEY, VALUE); plain ``VALUE`` -> (None, VALUE). Keys may hold ':'."""
+    key, equals, value = text.rpartition("=")
+    if not equals:
+        return None, text
+    if not key:
+        raise UserError(f"{option} {text!r}: empty name before '='")
+    return key, value
+
+
+def _numbers(text: str, option: str, kind: type = int) -> list[Any]:
+    try:
+        return [kind(part) for part in text.split(",") if part.strip() != ""]
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+
+
+def options_from_args(args: Any) -> CheckOptions:
+    dims: dict[str | None, int] = {}
+    for text in args.dim or []:
+        key, value = _key_value(text, "--dim")
+        numbers = _numbers(value, "--dim")
+        if len(numbers) != 1 or numbers[0] < 0:
+            raise UserError(f"--dim {text!r}: expected N or KEY=N with N >= 0")
+        dims[key] = numbers[0]
+    shapes: dict[str, list[int]] = {}
+    for text in args.shape or []:
+        key, value = _key_value(text, "--shape")
+        if key is None:
+            raise UserError(f"--shape {text!r}: expected KEY=D0,D1,... (KEY= for a scalar)")
+        shapes[key] = _numbers(value, "--shape")
+        if any(d < 0 for d in shapes[key]):
+            raise UserError(f"--shape {text!r}: dimensions must be >= 0")
+    ranges: dict[str | None, tuple[float, float]] = {}
+    for text in args.range or []:
+        key, value = _key_value(text, "--range")
+        numbers = _numbers(value, "--range", float)
+        if len(numbers) != 2 or numbers[0] > numbers[1]:
+            raise UserError(f"--range {text!r}: expected [KEY=]LOW,HIGH with LOW <= HIGH")
+        ranges[key] = (numbers[0], numbers[1])
+    split = [n for text in args.input or [] for n in text.split(",") if n]
+    outputs = [n for text in args.output or [] for n in text.split(",") if n]
+    return CheckOptions(
+        path=args.path,
+        build_dir=args.build_dir,
+        work_dir=args.work_dir,
+        tags=[t for t in args.tags.split(",") if t] if args.tags else None,
+        signature=args.signature,
+        all_signatures=args.all_signatures,
+        inputs_file=args.inputs,
+        expected_file=args.expected,
+        input_names=split,
+        output_names=outputs,
+        seed=args.seed,
+        dims=dims,
+        shapes=shapes,
+        ranges=ranges,
+        examples=[FeatureSpec.parse(text) for text in args.example or []],
+        tolerance=Tolerance(atol=args.atol, rtol=args.rtol),
+    )
+
+
+def add_arguments(parser: Any) -> None:
+    from .cli import _positive, _threads
+
+    parser.add_argument("path", type=Path, help="SavedModel directory or GraphDef (.pb, .pbtxt)")
+    model = parser.add_argument_group("what to run")
+    model.add_argument("--tags", help="SavedModel tag set, comma-separated (default: serve)")
+    model.add_argument("--signature", help=f"signature key (default: {DEFAULT_SIGNATURE})")
+    model.add_argument("--all-signatures", action="store_true", help="check every signature")
+    model.add_argument(
+        "--input", action="append", metavar="NAME", help="graph: tensor to feed (x or x:0)"
+    )
+    model.add_argument(
+        "--output", action="append", metavar="NAME", help="graph: tensor to fetch (y or y:0)"
+    )
+    data = parser.add_argument_group("inputs and expected outputs")
+    data.add_argument("--inputs", type=Path, metavar="FILE.npz", help="input values (no pickles)")
+    data.add_argument(
+        "--expected", type=Path, metavar="FILE.npz", help="outputs recorded elsewhere"
+    )
+    data.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default 0)")
+    data.add_argument(
+        "--dim",
+        action="append",
+        metavar="[KEY=]N",
+        help=f"size of unknown dimensions (default {DEFAULT_DIM})",
+    )
+    data.add_argument(
+        "--shape", action="append", metavar="KEY=D0,D1", help="full shape of one input"
+    )
+    data.add_argument(
+        "--range",
+        action="append",
+        metavar="[KEY=]LOW,HIGH",
+        help="value range of generated inputs/features (floats [-1,1), ints [0,9])",
+    )
+    data.add_argument(
+        "--example",
+        action="append",
+        metavar="NAME=TYPE:LEN",
+        help="string inputs become serialized tf.Example with this feature (float|int|bytes)",
+    )
+    compare = parser.add_argument_group("comparison")
+    compare.add_argument("--atol", type=float, default=DEFAULT_TOLERANCE.atol)
+    compare.add_argument("--rtol", type=float, default=DEFAULT_TOLERANCE.rtol)
+    run = parser.add_argument_group("running")
+    run.add_argument(
+        "--consumer", "-c", action="append", dest="consumers", metavar="NAME",
+        help="only these consumers (the python reference always runs)",
+    )  # fmt: skip
+    run.add_argument("--timeout", type=float, default=900.0, help="seconds per consumer process")
+    run.add_argument("-j", "--jobs", type=_positive, default=None)
+    run.add_argument("--repeat", type=_positive, default=3, help="timed runs after the first")
+    run.add_argument("--warmup", type=int, default=1, help="untimed runs after the first")
+    run.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER")
+    run.add_argument("--onednn", choices=("0", "1"), default=None)
+    run.add_argument("--no-build", action="store_true", help="use the consumers as built")
+    run.add_argument(
+        "--work-dir", type=Path, default=None, help="working files (default: build/check/)"
+    )
+    out = parser.add_argument_group("results")
+    out.add_argument("--json", type=Path, metavar="FILE", help="machine-readable report")
+    out.add_argument(
+        "--save-fixture", metavar="NAME", help="save model, inputs and reference as a fixture"
+    )
+    out.add_argument("--fixtures-dir", type=Path, default=None, help="where --save-fixture writes")
+
+
+def _build(consumers: list[Consumer], build_dir: Path, console: Any) -> None:
+    from .build import BuildError, build_all
+
+    for name in [c.name for c in consumers if c.name in ("c", "rust")]:
+        try:
+            for outcome in build_all(build_dir, consumers=(name,)):
+                if outcome.built:
+                    console.print(f"[dim]built the {name} consumer in {outcome.seconds:.1f}s[/]")
+        except BuildError as exc:
+            console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
+
+
+def main(
+    args: Any,
+    console: Any,
+    environment: dict[str, str],
+    write_reports: Callable[[dict[str, Any]], None],
+    fixtures_dir: Path,
+) -> int:
+    from rich.text import Text
+
+    from . import consumers as registry
+    from .pipeline import FAILING, environment_record
+    from .report import document, render_table
+
+    options = options_from_args(args)
+    consumers = registry.by_name(args.consumers)
+    if not args.no_build:
+        _build(consumers, args.build_dir, console)
+    settings = RunSettings(
+        build_dir=args.build_dir,
+        timeout_s=args.timeout,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        threads=args.threads,
+        environment=environment,
+        **({"jobs": args.jobs} if args.jobs else {}),
+    )
+    result = run_check(
+        options, consumers, settings, on_phase=lambda text: console.print(f"[dim]{text} ...[/]")
+    )
+    render_table(result.cells, console)
+    for line in notes(result):
+        head, _, rest = line.partition(": ")
+        console.print(Text(f"{head}: ", style="dim") + Text(rest))
+    doc = document(
+        result.cells,
+        environment_record(settings, result.consumer_info),
+        {"check": result.as_dict()},
+    )
+    write_reports(doc)
+    failing = [c for c in result.cells if c.status in FAILING]
+    if args.save_fixture:
+        path = save_fixture(result, args.save_fixture, fixtures_dir, options.seed)
+        console.print(
+            f"fixture saved: {path} (data under {path.parent / 'data' / args.save_fixture})"
+        )
+        if failing:
+            console.print(
+                f"[yellow]warning:[/] {len(failing)} cell(s) fail: declare them in {path.name} "
+                "(expect=[xfail(...)]) or `interop` will fail"
+            )
+    return 1 if failing else 0
