@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .consumers import Consumer
-from .pipeline import CaseRef, RunSettings, build_plan, compare_job
+from .pipeline import CaseRef, RunSettings, build_plan, compare_job, settings_from_args
 from .run import run_consumer
 
 # Targets of issue "Performance" checked here, never in timed tests.
@@ -365,15 +365,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
         build_all(
             args.build_dir, consumers=tuple(c.name for c in consumers if c.name in ("c", "rust"))
         )
-    settings = RunSettings(
-        build_dir=args.build_dir,
-        timeout_s=args.timeout,
-        warmup=args.warmup,
-        repeat=args.repeat,
-        threads=args.threads,
-        environment=environment,
-        jobs=1,
-    )
+    settings = settings_from_args(args, environment, jobs=1)
     work_root = args.build_dir / "bench"
     rows = []
     for ref in refs:

@@ -50,6 +50,7 @@ from .pipeline import (
     apply_expectation,
     compare_job,
     run_consumers,
+    settings_from_args,
 )
 from .run import ConsumerRun, run_consumer
 
@@ -1130,15 +1131,7 @@ def main(
     consumers = registry.by_name(args.consumers)
     if not args.no_build:
         _build(consumers, args.build_dir, console)
-    settings = RunSettings(
-        build_dir=args.build_dir,
-        timeout_s=args.timeout,
-        warmup=args.warmup,
-        repeat=args.repeat,
-        threads=args.threads,
-        environment=environment,
-        **({"jobs": args.jobs} if args.jobs else {}),
-    )
+    settings = settings_from_args(args, environment)
     result = run_check(
         options, consumers, settings, on_phase=lambda text: console.print(f"[dim]{text} ...[/]")
     )

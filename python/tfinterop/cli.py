@@ -338,12 +338,12 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     from .fixtures import BrokenFixture, load_fixtures, shard_fixtures
     from .pipeline import (
         FAILING,
-        RunSettings,
         broken_fixture_cells,
         cases_from_manifest,
         environment_record,
         error_cells,
         run_consumers,
+        settings_from_args,
     )
     from .progress import StartOnly, make_reporter
     from .report import document, render_table
@@ -399,15 +399,7 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
                     console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
     timings["build_s"] = time.perf_counter() - started
 
-    settings = RunSettings(
-        build_dir=args.build_dir,
-        timeout_s=args.timeout,
-        warmup=args.warmup,
-        repeat=args.repeat,
-        threads=args.threads,
-        environment=environment,
-        **({"jobs": args.jobs} if args.jobs else {}),
-    )
+    settings = settings_from_args(args, environment)
     started = time.perf_counter()
     with progress.stage("run", len(consumers)) as stage:
         run_cells, consumer_info = run_consumers(

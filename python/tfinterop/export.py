@@ -287,24 +287,7 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
             fixture, spec, saved_model_dir, input_entries, output_entries, out
         )
 
-    manifest = Manifest(
-        fixture=fixture.name,
-        cache_key=key,
-        tf_version=tf.__version__,
-        keras_version=keras.__version__,
-        seed=fixture.seed,
-        environment=environment,
-        tolerance={"atol": fixture.tolerance.atol, "rtol": fixture.tolerance.rtol},
-        output_tolerances={
-            k: {"atol": t.atol, "rtol": t.rtol} for k, t in fixture.output_tolerances.items()
-        },
-        cases=cases,
-        artifacts=_hash_tree(out),
-        export_seconds=round(time.perf_counter() - started, 3),
-        directory=out,
-    )
-    (out / MANIFEST_NAME).write_text(manifest.to_json())
-    return manifest
+    return _write_manifest(fixture, key, environment, cases, out, started)
 
 
 def _saved_model_cases(
@@ -605,8 +588,6 @@ def _export_prebuilt(
     started: float,
 ) -> Manifest:
     """Copy a prebuilt model, its inputs and stored reference into the export (no TF run)."""
-    import keras
-    import tensorflow as tf
 
     def declared(relative: str) -> Path:
         path = fixture.directory / relative
@@ -671,6 +652,20 @@ def _export_prebuilt(
                 tags=list(spec.tags) if spec.format == "saved_model" else [],
             )
         )
+    return _write_manifest(fixture, key, environment, cases, out, started)
+
+
+def _write_manifest(
+    fixture: Fixture,
+    key: str,
+    environment: dict[str, str],
+    cases: list[Case],
+    out: Path,
+    started: float,
+) -> Manifest:
+    import keras
+    import tensorflow as tf
+
     manifest = Manifest(
         fixture=fixture.name,
         cache_key=key,

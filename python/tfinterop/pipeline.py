@@ -249,6 +249,22 @@ class RunSettings:
     """Where run directories go (default ``build_dir/runs``; ``check`` uses its own)."""
 
 
+def settings_from_args(args: Any, environment: dict[str, str], **overrides: Any) -> RunSettings:
+    """RunSettings from the run options the interop, check and bench commands share."""
+    values: dict[str, Any] = {
+        "build_dir": args.build_dir,
+        "timeout_s": args.timeout,
+        "warmup": args.warmup,
+        "repeat": args.repeat,
+        "threads": args.threads,
+        "environment": environment,
+    }
+    if getattr(args, "jobs", None):
+        values["jobs"] = args.jobs
+    values.update(overrides)
+    return RunSettings(**values)
+
+
 def run_consumers(
     consumers: list[Consumer],
     refs: list[CaseRef],
