@@ -6,6 +6,7 @@ format x signature x consumer becomes a ``Cell``; nothing raised by one cell sto
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -151,7 +152,9 @@ def build_plan(
         expectation = _unrunnable_reason(consumer, ref)
         if expectation is not None and expectation.kind == "skip":
             continue
-        job_dir = out_dir / ref.fixture / ref.case.format / ref.label
+        # Names come from models (check: anyone's SavedModel): keep them inside out_dir.
+        safe = tensors.safe_file_name
+        job_dir = out_dir / safe(ref.fixture) / ref.case.format / safe(ref.label)
         job_dir.mkdir(parents=True, exist_ok=True)
         plan.jobs.append(
             plan_format.Job(
@@ -329,8 +332,20 @@ def run_consumers(
             on_done(run)
         return run
 
+    # Longest first (by the last run's wall time), so the slowest consumer never starts last
+    # and leaves the other cores idle while it runs alone.
+    walls_file = runs_root / "consumer-walls.json"
+    last_walls = _read_walls(walls_file)
+    order = sorted(
+        range(len(runnable)),
+        key=lambda i: -last_walls.get(runnable[i][0].name, len(runnable[i][1].jobs)),
+    )
     with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-        runs = list(pool.map(execute, runnable))
+        ordered_runs = list(pool.map(execute, [runnable[i] for i in order]))
+    runs: list[ConsumerRun] = [ConsumerRun("", [])] * len(runnable)
+    for position, run in zip(order, ordered_runs, strict=True):
+        runs[position] = run
+    _write_walls(walls_file, {**last_walls, **{r.consumer: r.wall_s for r in runs if r.jobs}})
     consumer_info: dict[str, dict[str, Any]] = {}
     for (consumer, _plan), run in zip(runnable, runs, strict=True):
         consumer_info[consumer.name] = {
@@ -354,6 +369,23 @@ def run_consumers(
             cell = compare_job(ref, consumer.name, run.jobs.get(ref.job_id), failure)
             cells.append(apply_expectation(cell, expectation))
     return cells, consumer_info
+
+
+def _read_walls(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}  # no history (or a damaged one): fall back to job counts
+
+
+def _write_walls(path: Path, walls: dict[str, float]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(walls))
+        os.replace(temporary, path)  # atomic: a concurrent run reads old or new, never half
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def _prune_runs(runs_root: Path) -> None:

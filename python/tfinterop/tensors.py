@@ -8,7 +8,9 @@ concatenated bytes at ``FILE.bytes``. Nothing here ever unpickles.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import string
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,19 @@ STRING = "string"
 SUPPORTED_DTYPES = (*NUMPY_DTYPES, STRING)
 
 BYTES_SUFFIX = ".bytes"
+_SAFE_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:@,=")
+_SAFE_MAX = 100
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` (a signature, input or output key from a model or fixture) as one path
+    component: other characters become ``_`` and leading dots go, so ``../../etc`` cannot
+    leave its directory; when anything changed, a hash of the original is appended so two
+    keys never share a file (``a/b`` and ``a_b``)."""
+    safe = "".join(c if c in _SAFE_CHARS else "_" for c in name).lstrip(".")[:_SAFE_MAX]
+    if safe == name and name:
+        return name
+    return f"{safe or '_'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def dtype_name(array: np.ndarray) -> str:

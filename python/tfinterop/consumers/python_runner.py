@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -352,7 +353,19 @@ def serve(
     return 1 if failed else 0
 
 
+def skip_eager_keras_import() -> None:
+    """``import tensorflow`` eagerly imports Keras 3 (~1.5 s of a ~3 s import) only to register
+    its optimizers; loading and running models needs none of it. With TF_USE_LEGACY_KERAS set
+    and tf_keras absent, TensorFlow's ``__init__`` skips that import (ImportError is caught).
+    Left alone when tf_keras is installed, where the variable would change what loads."""
+    import importlib.util
+
+    if importlib.util.find_spec("tf_keras") is None:
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    skip_eager_keras_import()
     return serve(argv, "tfinterop-python-consumer", consumer_record, _python_prepare)
 
 

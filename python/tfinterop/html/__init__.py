@@ -105,7 +105,10 @@ def _facts(environment: dict[str, Any]) -> list[tuple[str, str]]:
     for name, info in (environment.get("consumers") or {}).items():
         if isinstance(info, dict):
             binding = info.get("binding") or "?"
-            facts.append((f"consumer {name}", f"{binding}; TF {info.get('tf_version', '?')}"))
+            tf_version = info.get("tf_version")
+            facts.append(
+                (f"consumer {name}", binding + (f"; TF {tf_version}" if tf_version else ""))
+            )
     return facts
 
 
