@@ -63,6 +63,8 @@ class Ratio:
     target: float | None
     met: bool | None
     explanation: str = ""
+    profiles: dict[str, Any] = field(default_factory=dict)
+    """Callgrind profiles (per consumer) behind the explanation of a miss."""
 
 
 @dataclass
@@ -193,6 +195,62 @@ def explain_miss(slow: BenchRow, fast: BenchRow) -> str:
             "output conversion) dominates, not TensorFlow's kernels"
         )
     return "; ".join(notes)
+
+
+def explain_with_profiles(
+    result_ratios: list[Ratio],
+    rows: list[BenchRow],
+    refs: dict[tuple[str, str, str], CaseRef],
+    consumers: dict[str, Consumer],
+    settings: RunSettings,
+    work_root: Path,
+    log: Any,
+) -> None:
+    """Add callgrind instruction profiles to the explanation of every missed ratio."""
+    from .profile import SteadyProfile, compare_profiles, profile_steady_run
+
+    by_cell = {(r.fixture, r.format, r.signature, r.consumer): r for r in rows}
+    cache: dict[tuple[str, str, str, str], SteadyProfile] = {}
+
+    def profile(cell: tuple[str, str, str], name: str) -> SteadyProfile | None:
+        key = (*cell, name)
+        consumer, row = consumers.get(name), by_cell.get(key)
+        if consumer is None or row is None or not row.p50_s:
+            return None
+        if key not in cache:
+            # About half a second of native steady runs: enough to swamp start-up noise.
+            span = max(5, min(200, int(0.5 / row.p50_s)))
+            log(f"profiling {'/'.join(cell)} on {name} ({span} runs under callgrind) ...")
+            cache[key] = profile_steady_run(
+                consumer,
+                refs[cell],
+                settings,
+                work_root / "profile" / name / "__".join(cell),
+                runs=(5, 5 + span),
+            )
+        return cache[key]
+
+    for ratio in result_ratios:
+        if ratio.met is not False:
+            continue
+        cell = (ratio.fixture, ratio.format, ratio.signature)
+        slow_name, fast_name = ratio.name.split("/")
+        slow, fast = profile(cell, slow_name), profile(cell, fast_name)
+        ratio.profiles = {p.consumer: asdict(p) for p in (slow, fast) if p is not None}
+        usable = [p for p in (slow, fast) if p is not None and not p.error]
+        if slow is not None and fast is not None and len(usable) == 2:
+            ratio.explanation += "; " + compare_profiles(slow, fast)
+        elif usable:
+            profiled = usable[0]
+            tensorflow_share = sum(
+                count for name, count in profiled.by_object.items() if "tensorflow" in name
+            ) / max(profiled.per_run, 1)
+            ratio.explanation += (
+                f"; callgrind: {profiled.summary()}: {tensorflow_share:.0%} of it inside "
+                "libtensorflow, so the gap lies in TensorFlow's runtime, not in the binding "
+                f"(the other consumer is not profiled: "
+                f"{(slow if profiled is fast else fast).error if slow and fast else 'n/a'})"
+            )
 
 
 def interop_command(arguments: list[str]) -> list[str]:
@@ -355,7 +413,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
     fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
     consumers = consumer_registry.by_name(args.consumers)
     outcomes = export_fixtures(fixtures, args.build_dir / "exports")
-    refs = []
+    refs: list[CaseRef] = []
     for fixture, outcome in zip(fixtures, outcomes, strict=True):
         if outcome.manifest is None:
             console.print(f"[red]export of {fixture.name} failed:[/] {outcome.error}")
@@ -373,9 +431,20 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
             work = work_root / consumer.name / ref.job_id.replace("/", "__")
             console.print(f"[dim]bench {ref.job_id} on {consumer.name} ...[/]")
             rows.append(bench_cell(consumer, ref, settings, work))
+    result_ratios = ratios(rows)
+    if args.profile_misses:
+        explain_with_profiles(
+            result_ratios,
+            rows,
+            {(r.fixture, r.case.format, r.label): r for r in refs},
+            {c.name: c for c in consumers},
+            settings,
+            work_root,
+            lambda text: console.print(f"[dim]{text}[/]"),
+        )
     result = BenchResult(
         rows=rows,
-        ratios=ratios(rows),
+        ratios=result_ratios,
         settings={
             "repeat": args.repeat,
             "warmup": args.warmup,

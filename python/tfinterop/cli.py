@@ -162,14 +162,44 @@ def _write_reports(args: argparse.Namespace, doc: dict, console: Console) -> Non
     """--json/--html/--junit/--markdown, whichever were given, all from one document."""
     from .report import write_reports
 
-    for path in write_reports(
-        doc,
-        json_path=getattr(args, "json", None),
-        html=args.html,
-        junit=args.junit,
-        markdown=args.markdown,
-    ):
+    try:
+        written = write_reports(
+            doc,
+            json_path=getattr(args, "json", None),
+            html=args.html,
+            junit=args.junit,
+            markdown=args.markdown,
+        )
+    except OSError as exc:
+        raise UserError(f"cannot write the report {exc.filename}: {exc.strerror}") from None
+    for path in written:
         console.print(f"report written to {path}", markup=False)
+
+
+REPORT_OPTIONS = ("json", "html", "junit", "markdown")
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    """Fail before any work when a report file cannot be written (not after an hour's run)."""
+    import tempfile
+
+    for option in REPORT_OPTIONS:
+        path = getattr(args, option, None)
+        if not isinstance(path, Path):  # inspect/env take --json as a flag
+            continue
+        if path.is_dir():
+            raise UserError(f"--{option} {path}: is a directory; give a file name")
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise UserError(f"--{option} {path}: {blocking} is a file, not a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+                pass
+        except OSError as exc:
+            raise UserError(
+                f"--{option} {path}: cannot write there ({exc.strerror or exc})"
+            ) from None
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -247,6 +277,10 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--no-interop-timing", dest="interop_timing", action="store_false",
         help="skip timing a warm `tfinterop interop` against its floor",
+    )  # fmt: skip
+    bench.add_argument(
+        "--no-profile-misses", dest="profile_misses", action="store_false",
+        help="don't explain missed latency targets with callgrind instruction profiles",
     )  # fmt: skip
     _common(bench)
     new = sub.add_parser("new-fixture", help="write fixtures/NAME.py, a working fixture to edit")
@@ -497,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "build_dir", None) is None and hasattr(args, "build_dir"):
         args.build_dir = _default_build_dir()
     try:
+        _check_report_paths(args)
         return COMMANDS[args.command](args, console)
     except UserError as exc:
         if args.debug:

@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def run_consumer(
     *,
     timeout_s: float,
     environment: dict[str, str],
+    wrapper: Sequence[str] = (),
 ) -> ConsumerRun:
+    """Run ``consumer`` over ``plan``; ``wrapper`` prefixes the command (e.g. a profiler)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     plan_path = work_dir / "plan.tsv"
     results_path = work_dir / "results.jsonl"
@@ -90,6 +93,7 @@ def run_consumer(
     plan_format.write(plan, plan_path)
     results_path.unlink(missing_ok=True)
     command = [
+        *wrapper,
         *consumer.command(build_dir),
         "--plan",
         str(plan_path),

@@ -28,6 +28,10 @@ OBJECT_GRAPH = "object_graph"
 variables object by object, not through the MetaGraph's saver and init op (the C API
 loader, which the tensorflow crate uses too)."""
 TFLITE = "tflite"
+INSTRUCTION_PROFILE = "instruction_profile"
+"""A native program whose steady runs callgrind can count in minutes (``tfinterop bench``
+profiles such consumers to explain a missed latency target; an interpreter that imports
+TensorFlow would take far longer under valgrind)."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,12 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
     RustConsumer(
         "rust",
         "tensorflow crate 0.17 (SavedModelBundle + get_signature)",
-        frozenset({FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, PNG_INPUT}),
+        frozenset({FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, PNG_INPUT, INSTRUCTION_PROFILE}),
     ),
     CConsumer(
         "c",
         "TensorFlow C API (TF_GraphImportGraphDef, TF_LoadSessionFromSavedModel)",
-        frozenset({FROZEN, SAVED_MODEL, NON_UTF8_STRINGS}),
+        frozenset({FROZEN, SAVED_MODEL, NON_UTF8_STRINGS, INSTRUCTION_PROFILE}),
     ),
     TFLiteConsumer(
         "tflite",

@@ -1,0 +1,208 @@
+"""Instruction profiles of a consumer's steady run, for explaining missed latency targets.
+
+Wall-clock latency on a shared 2-core machine moves with whatever else runs; instruction
+counts do not. ``valgrind --tool=callgrind`` runs the consumer's own process twice on one
+job, with ``few`` and ``many`` steady runs; the difference divided by ``many - few`` is the
+cost of one steady run, free of start-up and model load, attributed to the shared objects
+(libtensorflow, the consumer program, libc's allocator, ...) and functions that spend it.
+Two consumers profiled on the same cell show where one spends more than the other.
+
+Callgrind is ~50x slower than native: only consumers declaring ``INSTRUCTION_PROFILE``
+(native programs whose start-up is short) are profiled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .consumers import INSTRUCTION_PROFILE, Consumer
+from .pipeline import CaseRef, RunSettings, build_plan
+from .run import run_consumer
+
+_NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
+# Idle workers of TensorFlow's Eigen thread pools spin (steal attempts, queue polls) before
+# they sleep: instructions that depend on scheduling, not work. They are counted apart.
+_POOL_SPIN = re.compile(r"Eigen::(ThreadPoolTempl|RunQueue|EventCount)\b|EigenEnvironment::Task::")
+POOL_SPIN = "thread-pool spin"
+
+
+@dataclass
+class CallgrindCosts:
+    """Exclusive instruction counts (event Ir) by shared object and by (object, function)."""
+
+    total: int = 0
+    by_object: dict[str, int] = field(default_factory=dict)
+    by_function: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def parse_callgrind(text: str) -> CallgrindCosts:
+    """Exclusive costs from a callgrind output file (format of valgrind 3.x, event Ir).
+
+    Cost lines after ``calls=`` are the callee's inclusive cost and belong to the callee's
+    own exclusive lines elsewhere, so they are skipped; names may be compressed as ``(id)``."""
+    names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}}
+    obj, function = "???", "???"
+    skip_next = False
+    by_object: dict[str, int] = defaultdict(int)
+    by_function: dict[tuple[str, str], int] = defaultdict(int)
+    events: list[str] = []
+
+    def resolve(kind: str, value: str) -> str:
+        match = _NAME.match(value)
+        if not match:
+            return value
+        ident, name = match.groups()
+        if name is not None:
+            names[kind][ident] = name
+        return names[kind].get(ident, f"({ident})")
+
+    for line in text.splitlines():
+        if not line:
+            continue
+        head = line[0]
+        if head.isdigit() or head in "+-*":
+            if skip_next:
+                skip_next = False
+                continue
+            fields = line.split()
+            if len(fields) < 2:
+                continue
+            cost = int(fields[1])
+            by_object[obj] += cost
+            by_function[(obj, function)] += cost
+        elif line.startswith("ob="):
+            obj = resolve("ob", line[3:])
+        elif line.startswith("fn="):
+            function = resolve("fn", line[3:])
+        elif line.startswith(("cob=", "cfn=")):
+            resolve("ob" if line.startswith("cob=") else "fn", line[4:])
+        elif line.startswith("calls="):
+            skip_next = True
+        elif line.startswith("events:"):
+            events = line.split()[1:]
+    if events and events[0] != "Ir":
+        raise ValueError(f"callgrind output has events {events}, expected Ir first")
+    return CallgrindCosts(sum(by_object.values()), dict(by_object), dict(by_function))
+
+
+@dataclass
+class SteadyProfile:
+    consumer: str
+    per_run: float
+    """Instructions per steady run, all threads, without thread-pool spinning."""
+    by_object: dict[str, float]
+    top_functions: list[tuple[str, str, float]]
+    runs: tuple[int, int]
+    error: str = ""
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.consumer}: no profile ({self.error})"
+        work = {k: v for k, v in self.by_object.items() if k != POOL_SPIN}
+        parts = ", ".join(f"{name} {count / 1e3:.1f}k" for name, count in _largest(work, 4))
+        spin = self.by_object.get(POOL_SPIN, 0.0)
+        return (
+            f"{self.consumer} {self.per_run / 1e3:.1f}k instructions/run ({parts}; "
+            f"plus {spin / 1e3:.0f}k of idle thread-pool spinning, not counted)"
+        )
+
+
+def _largest(counts: dict[str, float], n: int) -> list[tuple[str, float]]:
+    return sorted(counts.items(), key=lambda item: -item[1])[:n]
+
+
+def object_label(path: str) -> str:
+    """A short, stable name for a shared object: the file name without version suffixes."""
+    name = os.path.basename(path) or path
+    return re.sub(r"(\.so)(\.[\d.]+)?$", r"\1", name)
+
+
+def valgrind_available() -> bool:
+    return shutil.which("valgrind") is not None
+
+
+def profile_steady_run(
+    consumer: Consumer,
+    ref: CaseRef,
+    settings: RunSettings,
+    work: Path,
+    runs: tuple[int, int] = (5, 55),
+) -> SteadyProfile:
+    """Profile one consumer on one cell with callgrind; see the module docstring."""
+    if not consumer.supports(INSTRUCTION_PROFILE):
+        return SteadyProfile(consumer.name, 0, {}, [], runs, "not profiled: not a native program")
+    if not valgrind_available():
+        return SteadyProfile(consumer.name, 0, {}, [], runs, "valgrind is not installed")
+    costs: list[CallgrindCosts] = []
+    for repeat in runs:
+        directory = work / f"callgrind-{repeat}"
+        output = directory / "callgrind.out"
+        plan = build_plan(
+            consumer, [ref], directory / "out", warmup=1, repeat=repeat, threads=settings.threads
+        )
+        run = run_consumer(
+            consumer,
+            plan,
+            directory,
+            settings.build_dir,
+            timeout_s=max(settings.timeout_s, 900.0),
+            environment=settings.environment,
+            wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={output}"],
+        )
+        record = run.jobs.get(ref.job_id) or {}
+        if run.failure or record.get("status") != "ok" or not output.exists():
+            reason = run.failure.describe() if run.failure else record.get("error", "no output")
+            return SteadyProfile(consumer.name, 0, {}, [], runs, f"callgrind run failed: {reason}")
+        costs.append(parse_callgrind(output.read_text(errors="replace")))
+    return steady_profile(consumer.name, costs[0], costs[1], runs)
+
+
+def steady_profile(
+    consumer: str, low: CallgrindCosts, high: CallgrindCosts, runs: tuple[int, int]
+) -> SteadyProfile:
+    """The per-run profile from the costs of a ``runs[0]``-run and a ``runs[1]``-run process."""
+    span = runs[1] - runs[0]
+    functions = {
+        key: (high.by_function.get(key, 0) - low.by_function.get(key, 0)) / span
+        for key in set(low.by_function) | set(high.by_function)
+    }
+    by_object: dict[str, float] = defaultdict(float)
+    for (obj, function), count in functions.items():
+        by_object[POOL_SPIN if _POOL_SPIN.search(function) else object_label(obj)] += count
+    top = [
+        (object_label(obj), function, count)
+        for (obj, function), count in sorted(functions.items(), key=lambda item: -item[1])
+        if not _POOL_SPIN.search(function)
+    ][:8]
+    per_run = (high.total - low.total) / span - by_object[POOL_SPIN]
+    significant = {k: v for k, v in by_object.items() if abs(v) >= 0.005 * max(per_run, 1)}
+    return SteadyProfile(consumer, per_run, significant, top, runs)
+
+
+def compare_profiles(slow: SteadyProfile, fast: SteadyProfile) -> str:
+    """One sentence: how the two consumers' per-run instructions differ, and where."""
+    if slow.error or fast.error:
+        return "; ".join(p.summary() for p in (slow, fast) if p.error)
+    ratio = slow.per_run / fast.per_run if fast.per_run else float("nan")
+    deltas = {
+        name: slow.by_object.get(name, 0.0) - fast.by_object.get(name, 0.0)
+        for name in (set(slow.by_object) | set(fast.by_object)) - {POOL_SPIN}
+    }
+    where = ", ".join(
+        f"{name} {delta / 1e3:+.1f}k" for name, delta in _largest(deltas, 3) if delta > 0
+    )
+    verdict = (
+        "instruction counts agree within 5%, so the wall-clock gap is timing noise"
+        if ratio <= 1.05
+        else f"{slow.consumer} executes {ratio:.2f}x the instructions per run"
+        + (f"; the extra is in {where}" if where else "")
+    )
+    return (
+        f"callgrind, {fast.runs[1] - fast.runs[0]} steady runs: {slow.summary()}; "
+        f"{fast.summary()}; {verdict}"
+    )
