@@ -7,6 +7,7 @@ instead of copying it per session, and reuse their environments between runs.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import nox
@@ -22,14 +23,17 @@ PYTHON = "3.11"
 INSTALL_OPTIONS_VERSION = b"compile-bytecode"
 
 
-def install_project(session: nox.Session, extras: str = "tf,build,test") -> None:
-    """Install tfinterop (editable) with ``extras``; skipped when pyproject.toml is unchanged."""
+def install_project(session: nox.Session, extras: str = "tf,build,test") -> float:
+    """Install tfinterop (editable) with ``extras``; skipped when pyproject.toml is unchanged.
+
+    Returns the seconds spent (0 when skipped), which the interop report shows."""
+    started = time.perf_counter()
     digest = hashlib.sha256(
         (ROOT / "pyproject.toml").read_bytes() + extras.encode() + INSTALL_OPTIONS_VERSION
     ).hexdigest()
     stamp = Path(session.virtualenv.location) / ".tfinterop-installed"
     if stamp.exists() and stamp.read_text() == digest:
-        return
+        return 0.0
     # Byte-compile at install time: uv does not by default, and where PYTHONDONTWRITEBYTECODE
     # is set (CI images often set it) every `import tensorflow` then compiles ~2,500 modules
     # from source, ~12 s of CPU instead of ~3 s, in every consumer process and test.
@@ -43,6 +47,7 @@ def install_project(session: nox.Session, extras: str = "tf,build,test") -> None
         silent=True,
     )  # fmt: skip
     stamp.write_text(digest)
+    return time.perf_counter() - started
 
 
 @nox.session(python=PYTHON)
@@ -51,8 +56,11 @@ def interop(session: nox.Session) -> None:
 
     Extra arguments go to `tfinterop interop`, e.g. `nox -s interop -- --json out.json`.
     """
-    install_project(session)
-    session.run("tfinterop", "interop", *session.posargs)
+    install_seconds = install_project(session)
+    session.run(
+        "tfinterop", "interop", *session.posargs,
+        env={"TFINTEROP_INSTALL_SECONDS": f"{install_seconds:.1f}"},
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)
@@ -119,3 +127,21 @@ def bench(session: nox.Session) -> None:
         "tfinterop", "bench", "--write", "benchmarks", *session.posargs,
         env={"TFINTEROP_BENCH_NOX": "1"},
     )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """libFuzzer on the C consumer's npy/plan parsers (clang, ASan+UBSan) and cargo fuzz on the
+    Rust consumer's; a few minutes per target, `-- --seconds N` overrides. Needs clang with
+    libclang-rt and cargo-fuzz (.ci/run installs them). Non-zero exit on any crash."""
+    install_project(session, "build")  # the parsers are fuzzed without TensorFlow
+    session.run("python", "-m", "tfinterop.fuzz", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def leaks(session: nox.Session) -> None:
+    """The C consumer runs 50 jobs (frozen, SavedModel, string tensors) in one process under
+    valgrind memcheck; fails on any definitely/indirectly lost block. `-- --jobs N` etc."""
+    install_project(session)
+    session.run("tfinterop", "build", "--consumer", "c")
+    session.run("python", "-m", "tfinterop.leaks", *session.posargs)

@@ -420,9 +420,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
             continue
         refs += cases_from_manifest(fixture, outcome.manifest)
     if not args.no_build:
-        build_all(
-            args.build_dir, consumers=tuple(c.name for c in consumers if c.name in ("c", "rust"))
-        )
+        build_all(args.build_dir, consumers=consumers)
     settings = settings_from_args(args, environment, jobs=1)
     work_root = args.build_dir / "bench"
     rows = []

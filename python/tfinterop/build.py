@@ -19,9 +19,13 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .tfenv import CC_LIBRARY, FRAMEWORK_LIBRARY, TensorFlowInstall, find_tensorflow
+
+if TYPE_CHECKING:
+    from .consumers import Consumer
 
 C_FLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L"]
 C_BINARY = "tfinterop-c-consumer"
@@ -253,11 +257,9 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
 
 
 def build_all(
-    build_dir: Path, *, force: bool = False, consumers: tuple[str, ...] = ("c", "rust")
+    build_dir: Path, *, force: bool = False, consumers: list[Consumer] | None = None
 ) -> list[BuildOutcome]:
-    outcomes = []
-    if "c" in consumers:
-        outcomes.append(build_c(build_dir, force=force))
-    if "rust" in consumers:
-        outcomes.append(build_rust(build_dir, force=force))
-    return outcomes
+    """Build every consumer of ``consumers`` (default: all) that needs building."""
+    from .consumers import buildable
+
+    return [consumer.build(build_dir, force=force) for consumer in buildable(consumers)]

@@ -21,12 +21,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from . import tensors
 from .consumers import NON_UTF8_STRINGS, Consumer
 from .errors import UserError
 from .fixtures import Tolerance
-from .inspect import GRAPH_DEF, SAVED_MODEL, Inspection, inspect_model
+from .inspect import GRAPH_DEF, SAVED_MODEL, Inspection, format_shape, inspect_model
 from .manifest import Case, TensorEntry
 from .pipeline import (
     CaseRef,
@@ -66,6 +68,11 @@ RUNS_KEPT = 3
 FLOAT_RANGE = (-1.0, 1.0)
 INT_RANGE = (0.0, 9.0)
 EXAMPLE_KINDS = ("float", "int", "bytes")
+MAX_GENERATED_BYTES = 1 << 30
+"""Generated inputs above 1 GiB are refused before anything is allocated: a mistyped
+``--dim`` or a model declaring a (2**40,) input must not exhaust the machine's memory."""
+STRING_ELEMENT_BYTES = 64
+"""What one generated string element costs (a Python bytes object), for that limit."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,7 @@ def default_label(path: Path) -> str:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "_"
+    return tensors.safe_file_name(name)
 
 
 def one_line(message: str) -> str:
@@ -211,15 +218,53 @@ def _folder(signature: str) -> str:
     return "graph" if signature == GRAPH_SIGNATURE else _safe(signature)
 
 
+def _check_npz_members(path: Path, what: str) -> None:
+    """Refuse, from the headers alone, what ``np.load`` would unpickle or over-allocate:
+    object arrays, and headers declaring more data than the member holds."""
+    if not path.is_file():
+        raise UserError(f"{what} {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{what} {path}: not an .npz archive (write one with np.savez(FILE, KEY=array))"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _fortran, dtype = read_header(member)
+                    header_size = member.tell()
+                if dtype.hasobject:
+                    raise UserError(
+                        f"{what} {path}: array {name!r} holds Python objects (dtype object), "
+                        "which only pickle can load: refused (tfinterop never unpickles); "
+                        "store strings as a bytes array or as KEY lengths + KEY.bytes"
+                    )
+                declared = math.prod(shape) * dtype.itemsize
+                if declared > info.file_size - header_size:
+                    raise UserError(
+                        f"{what} {path}: array {name!r} declares shape {tuple(shape)} "
+                        f"({declared} bytes) but holds {info.file_size - header_size}: "
+                        "the file is truncated or corrupt"
+                    )
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{what} {path}: not a readable .npz ({exc})") from None
+
+
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     """Arrays of an ``.npz`` (never unpickled). ``KEY`` int64 lengths + ``KEY.bytes`` uint8
     is a string tensor in the contract's encoding; ``S``/``U`` arrays are strings too."""
+    _check_npz_members(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise UserError(f"{what} {path}: no such file") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise UserError(f"{what} {path}: not a readable .npz without pickles ({exc})") from None
     out: dict[str, np.ndarray] = {}
     for key, array in arrays.items():
@@ -282,7 +327,10 @@ def _resolve_shape(key: str, declared: list[int] | None, options: CheckOptions) 
     if key in options.shapes:
         shape = options.shapes[key]
         if not _fits(tuple(shape), declared):
-            raise UserError(f"--shape {key}: {shape} does not fit the model's {declared}")
+            raise UserError(
+                f"--shape {key}: {format_shape(shape)} does not fit the model's "
+                f"{format_shape(declared)} (-1: any size)"
+            )
         return shape
     if declared is None:
         raise UserError(
@@ -291,6 +339,23 @@ def _resolve_shape(key: str, declared: list[int] | None, options: CheckOptions) 
         )
     size = options.dims.get(key, options.dims.get(None, DEFAULT_DIM))
     return [size if d < 0 else d for d in declared]
+
+
+def _refuse_huge(key: str, dtype: str, shape: list[int]) -> None:
+    """Before allocating: a generated input above ``MAX_GENERATED_BYTES`` is an error."""
+    count = math.prod(shape)
+    # Floats are drawn as float64 (complex: two of them) and then cast.
+    itemsize = (
+        STRING_ELEMENT_BYTES
+        if dtype not in tensors.NUMPY_DTYPES
+        else max(tensors.NUMPY_DTYPES[dtype].itemsize, 8)
+    )
+    if count * itemsize > MAX_GENERATED_BYTES:
+        raise UserError(
+            f"input {key!r}: generating shape {tuple(shape)} ({count:.3g} {dtype} elements) "
+            f"needs more than {MAX_GENERATED_BYTES >> 30} GiB: give smaller sizes with "
+            f"--dim/--shape, or the values with --inputs FILE.npz"
+        )
 
 
 def _range(options: CheckOptions, name: str, default: tuple[float, float]) -> tuple[float, float]:
@@ -334,8 +399,9 @@ def generate_input(
     ):
         declared = [-1]  # a batch of serialized Examples (TF1 tf_example placeholders)
     shape = _resolve_shape(key, declared, options)
+    _refuse_huge(key, dtype, shape)
     if dtype == tensors.STRING:
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         if options.examples:
             features = ", ".join(f"{s.name}={s.kind}:{s.length}" for s in options.examples)
             values = _examples(count, options, rng).reshape(shape)
@@ -509,10 +575,20 @@ def _prepare(
         if found is not None and given is not None:
             array = _fit_dtype(given[found], dtype, what)
             if not _fits(array.shape, declared):
-                raise UserError(f"{what}: shape {array.shape} does not fit the model's {declared}")
+                raise UserError(
+                    f"{what}: shape {format_shape(list(array.shape))} does not fit the model's "
+                    f"{format_shape(declared)} (-1: any size); fix the array in --inputs"
+                )
             prepared.generated[key] = f"--inputs {found}"
         else:  # inputs --inputs leaves out are generated (and the report says so)
-            array, how = generate_input(key, dtype, declared, options, rng)
+            try:
+                array, how = generate_input(key, dtype, declared, options, rng)
+            except UserError as exc:
+                if given is None:
+                    raise
+                raise UserError(
+                    f"--inputs has no array for input {key!r} and it cannot be generated: {exc}"
+                ) from None
             prepared.generated[key] = how
         path = work / "inputs" / folder / f"{_safe(key)}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -550,11 +626,19 @@ def _work_dir(options: CheckOptions, label: str) -> Path:
     root = options.work_dir or options.build_dir / "check"
     digest = hashlib.sha256(str(options.path.resolve()).encode()).hexdigest()[:8]
     model_dir = root / f"{_safe(label)}-{digest}"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    old = sorted((p for p in model_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for path in old[: max(0, len(old) - RUNS_KEPT + 1)]:
-        shutil.rmtree(path, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-", dir=model_dir))
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        old = sorted(
+            (p for p in model_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
+        for path in old[: max(0, len(old) - RUNS_KEPT + 1)]:
+            shutil.rmtree(path, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d-%H%M%S')}-", dir=model_dir))
+    except OSError as exc:
+        raise UserError(
+            f"cannot write working files under {root}: {exc.strerror or exc} "
+            "(choose another --work-dir)"
+        ) from None
 
 
 def _reference_run(
@@ -695,6 +779,8 @@ def run_check(
     from .consumers import by_name
 
     inspection = inspect_model(options.path, options.build_dir)
+    if inspection.missing_weights:  # every consumer would fail to load: say it once, now
+        raise UserError(inspection.missing_weights)
     label = options.label or default_label(inspection.path)
     fmt = "saved_model" if inspection.format == SAVED_MODEL else "frozen"
     assert inspection.format in (SAVED_MODEL, GRAPH_DEF)
@@ -905,6 +991,9 @@ def save_fixture(result: CheckResult, name: str, fixtures_dir: Path, seed: int) 
     model = result.inspection.path.resolve()
     fmt = result.cases[0].case.format
     staging = fixtures_dir / "data" / f".{name}.tmp{os.getpid()}"
+    # The source is written aside and renamed into place last: fixture files are executed
+    # when loaded, so an interrupted save must not leave half of one (``_`` files are skipped).
+    partial = fixtures_dir / f"_{name}.tmp{os.getpid()}.py"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         if fmt == "saved_model":
@@ -962,11 +1051,13 @@ def save_fixture(result: CheckResult, name: str, fixtures_dir: Path, seed: int) 
             tags=_literal(tuple(result.cases[0].case.tags)),
             cases="".join(case_lines),
         )
+        partial.write_text(text)
+        _format_source(partial)
         os.replace(staging, data_root)
+        os.replace(partial, source)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    source.write_text(text)
-    _format_source(source)
+        partial.unlink(missing_ok=True)
     return source
 
 
@@ -1104,10 +1195,12 @@ def add_arguments(parser: Any) -> None:
 
 def _build(consumers: list[Consumer], build_dir: Path, console: Any) -> None:
     from .build import BuildError, build_all
+    from .consumers import buildable
 
-    for name in [c.name for c in consumers if c.name in ("c", "rust")]:
+    for consumer in buildable(consumers):
+        name = consumer.name
         try:
-            for outcome in build_all(build_dir, consumers=(name,)):
+            for outcome in build_all(build_dir, consumers=[consumer]):
                 if outcome.built:
                     console.print(f"[dim]built the {name} consumer in {outcome.seconds:.1f}s[/]")
         except BuildError as exc:

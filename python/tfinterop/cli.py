@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import __version__
+from . import consumers as consumer_registry
 from .errors import UserError
 from .tfenv import DEFAULT_CONSUMER_ENV
 
@@ -223,7 +224,10 @@ def make_parser() -> argparse.ArgumentParser:
     _common(export)
 
     build = sub.add_parser("build", help="build the C consumer and build+install the Rust consumer")
-    build.add_argument("--consumer", "-c", action="append", dest="consumers", choices=("c", "rust"))
+    build.add_argument(
+        "--consumer", "-c", action="append", dest="consumers",
+        choices=[c.name for c in consumer_registry.buildable()],
+    )  # fmt: skip
     build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     _common(build)
 
@@ -356,9 +360,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 def cmd_build(args: argparse.Namespace, console: Console) -> int:
     from .build import build_all
 
-    for outcome in build_all(
-        args.build_dir, force=args.force, consumers=tuple(args.consumers or ("c", "rust"))
-    ):
+    chosen = consumer_registry.by_name(args.consumers) if args.consumers else None
+    for outcome in build_all(args.build_dir, force=args.force, consumers=chosen):
         state = f"built in {outcome.seconds:.1f}s" if outcome.built else "up to date"
         console.print(f"{outcome.consumer} consumer: {state} ({outcome.path})")
     return 0
@@ -383,6 +386,10 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     from .report import document, render_table
 
     timings: dict[str, float] = {}
+    try:  # set by `nox -s interop`: the environment set-up before this process started
+        timings["install_s"] = float(os.environ["TFINTEROP_INSTALL_SECONDS"])
+    except (KeyError, ValueError):
+        pass
     progress = make_reporter()
     consumers = consumer_registry.by_name(args.consumers)
     started = time.perf_counter()
@@ -420,12 +427,13 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
 
     started = time.perf_counter()
     if not args.no_build:
-        wanted = tuple(c.name for c in consumers if c.name in ("c", "rust"))
+        wanted = consumer_registry.buildable(consumers)
         with progress.stage("build", len(wanted)) as stage:
-            for name in wanted:
+            for consumer in wanted:
+                name = consumer.name
                 stage.start(f"{name} consumer")
                 try:
-                    for outcome in build_all(args.build_dir, consumers=(name,)):
+                    for outcome in build_all(args.build_dir, consumers=[consumer]):
                         note = "built" if outcome.built else "up to date"
                         stage.done(f"{name} consumer", note)
                 except BuildError as exc:
@@ -450,6 +458,10 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     cells += run_cells
     timings["run_and_compare_s"] = time.perf_counter() - started
     render_table(cells, console)
+    console.print(
+        "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items()),
+        markup=False,
+    )
     if args.json or args.html or args.junit or args.markdown:
         doc = document(
             cells,

@@ -12,6 +12,10 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..build import BuildOutcome
 
 # Capabilities a consumer may declare. Fixtures ``require`` them; cells of consumers lacking
 # one become strict expected failures carrying the fixture's reason.
@@ -59,6 +63,12 @@ class Consumer:
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
 
+    needs_build = False
+    """True for consumers that `tfinterop build` compiles; they override ``build``."""
+
+    def build(self, build_dir: Path, *, force: bool = False) -> BuildOutcome:
+        raise NotImplementedError(f"the {self.name} consumer has nothing to build")
+
 
 class PythonConsumer(Consumer):
     def command(self, build_dir: Path) -> list[str]:
@@ -71,6 +81,13 @@ class TFLiteConsumer(Consumer):
 
 
 class CConsumer(Consumer):
+    needs_build = True
+
+    def build(self, build_dir: Path, *, force: bool = False) -> BuildOutcome:
+        from ..build import build_c
+
+        return build_c(build_dir, force=force)
+
     def command(self, build_dir: Path) -> list[str]:
         from ..build import c_binary
         from ..tfenv import find_tensorflow
@@ -90,6 +107,12 @@ class ScriptsDirConsumer(Consumer):
 
 class RustConsumer(ScriptsDirConsumer):
     program = "tfinterop-rust-consumer"
+    needs_build = True
+
+    def build(self, build_dir: Path, *, force: bool = False) -> BuildOutcome:
+        from ..build import build_rust
+
+        return build_rust(build_dir, force=force)
 
 
 ALL_CONSUMERS: tuple[Consumer, ...] = (
@@ -116,6 +139,11 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
         frozenset({TFLITE, RESOLVES_SIGNATURES, PNG_INPUT}),
     ),
 )
+
+
+def buildable(consumers: list[Consumer] | None = None) -> list[Consumer]:
+    """The consumers (of ``consumers``, default all) that `tfinterop build` compiles."""
+    return [c for c in (ALL_CONSUMERS if consumers is None else consumers) if c.needs_build]
 
 
 def by_name(names: list[str] | None) -> list[Consumer]:
