@@ -18,12 +18,16 @@ def fake(names: list[str]) -> list[BrokenFixture]:
 @pytest.mark.parametrize("count", [1, 2, 3, 5])
 def test_every_fixture_in_exactly_one_balanced_shard(count: int) -> None:
     names = [f"f{i:02d}" for i in range(11)]
-    shards = [[f.name for f in shard_fixtures(fake(names[::-1]), k, count)] for k in range(1, count + 1)]
+    shards = [
+        [f.name for f in shard_fixtures(fake(names[::-1]), k, count)] for k in range(1, count + 1)
+    ]
     assert sorted(n for shard in shards for n in shard) == names
     sizes = [len(s) for s in shards]
     assert max(sizes) - min(sizes) <= 1
     # Deterministic whatever the discovery order.
-    assert shards == [[f.name for f in shard_fixtures(fake(names), k, count)] for k in range(1, count + 1)]
+    assert shards == [
+        [f.name for f in shard_fixtures(fake(names), k, count)] for k in range(1, count + 1)
+    ]
 
 
 @pytest.mark.parametrize("bad", ["0/2", "3/2", "x/2", "1-2"])

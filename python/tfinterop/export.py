@@ -34,6 +34,7 @@ from .fixtures import (
     Fixture,
     PrebuiltSpec,
     Signature,
+    check_key,
 )
 from .images import decode_png
 from .manifest import MANIFEST_NAME, Case, Manifest, TensorEntry
@@ -94,9 +95,14 @@ def cached_manifest(fixture: Fixture, root: Path, key: str) -> Manifest | None:
         return None
     try:
         manifest = Manifest.load(directory)
-    except UserError:
+    except (UserError, TypeError, KeyError):  # unreadable or from another version: re-export
         return None
-    return manifest if manifest.cache_key == key else None
+    if manifest.cache_key != key:
+        return None
+    # Entries are renamed into place whole, so a file missing here was removed by hand.
+    if not all((directory / name).is_file() for name in manifest.artifacts):
+        return None
+    return manifest
 
 
 def export_fixtures(
@@ -109,9 +115,15 @@ def export_fixtures(
     """Export every fixture whose cache entry is missing or stale; returns one outcome each."""
     tf_version = find_tensorflow().version
     environment = export_environment()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / ".lock", "w")  # closed by the with block below
+    except OSError as exc:
+        raise UserError(
+            f"cannot write exports under {root}: {exc.strerror or exc} (choose another --build-dir)"
+        ) from None
     # One exporter at a time per cache: a second run waits, then finds the entries fresh.
-    with open(root / ".lock", "w") as lock:
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _export_locked(fixtures, root, force, on_start, tf_version, environment)
 
@@ -148,17 +160,19 @@ def _export_locked(
                     fixture.name,
                     None,
                     False,
-                    error=_describe(exc),
+                    error=_describe(exc, fixture),
                     seconds=time.perf_counter() - started,
                 )
             )
     return outcomes
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, fixture: Fixture) -> str:
+    """One line: the exception and the innermost line of the fixture's file it passed."""
     if isinstance(exc, UserError):
         return str(exc)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "fixtures" in f.filename]
+    source = str(fixture.source)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     message = str(exc).strip().splitlines()
     return f"{type(exc).__name__}{where}: {message[0] if message else ''}"
@@ -217,8 +231,11 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
     input_entries: dict[str, list[TensorEntry]] = {}
     output_entries: dict[str, list[TensorEntry]] = {}
     for signature_key, signature in spec.signatures.items():
+        check_key(fixture.name, "signature key", signature_key)
         concrete = _concrete_function(fixture, signature_key, signature.function)
         arg_names = _input_names(concrete)
+        for name in arg_names:
+            check_key(fixture.name, f"signature {signature_key}: input name", name)
         given = {**signature.inputs, **_decode_images(fixture, signature_key, signature)}
         inputs = _check_inputs(fixture, signature_key, arg_names, given)
         reference = signature.function(
@@ -229,6 +246,8 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
                 f"fixture {fixture.name}: signature {signature_key} must return a dict of named "
                 f"outputs, got {type(reference).__name__}"
             )
+        for output_key in reference:
+            check_key(fixture.name, f"signature {signature_key}: output key", output_key)
         references[signature_key] = {k: tensors.from_tensorflow(v) for k, v in reference.items()}
         input_entries[signature_key] = _write_tensors(out, "inputs", signature_key, inputs)
         _ship_images(out, signature_key, signature, input_entries[signature_key])
@@ -400,8 +419,7 @@ def _write_tensors(
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for key, array in arrays.items():
-        safe = _safe_file_name(key)
-        path = directory / f"{safe}.npy"
+        path = directory / f"{tensors.safe_file_name(key)}.npy"
         dtype = tensors.write_tensor(path, array)
         entries.append(
             TensorEntry(
@@ -414,10 +432,6 @@ def _write_tensors(
             )
         )
     return entries
-
-
-def _safe_file_name(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key).lstrip(".") or "_"
 
 
 def _export_frozen(
@@ -543,7 +557,7 @@ def _entries_for_signature(
     folder = "inputs" if kind == "input" else "reference"
     entries = []
     for key, info in sorted(tensor_infos.items()):
-        path = out / folder / signature_key / f"{_safe_file_name(key)}.npy"
+        path = out / folder / signature_key / f"{tensors.safe_file_name(key)}.npy"
         if not path.exists():
             raise UserError(
                 f"fixture {fixture.name}: SavedModel signature {signature_key} has {kind} {key!r} "
@@ -622,7 +636,7 @@ def _export_prebuilt(
         ):
             for tensor_key, (tensor, relative) in tensors_by_key.items():
                 path = declared(relative)
-                target = out / folder / _safe_file_name(prebuilt.signature) / path.name
+                target = out / folder / tensors.safe_file_name(prebuilt.signature) / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
                 sidecar = path.with_name(path.name + tensors.BYTES_SUFFIX)

@@ -30,6 +30,19 @@ ALL_FORMATS = (*FORMATS, TFLITE)
 """Every format the exporter writes; ``tflite`` is opt-in (not every graph converts)."""
 DEFAULT_SIGNATURE = "serving_default"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+"""Signature keys, input names and output keys of fixtures: they become file and directory
+names of the export and tensor names of the graphs, so ``../x`` or ``a/b`` is refused."""
+
+
+def check_key(fixture_name: str, what: str, key: object) -> str:
+    """``key`` if it matches ``KEY_PATTERN``, else a UserError naming the fixture and key."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise UserError(
+            f"fixture {fixture_name}: {what} {key!r} must match {KEY_PATTERN.pattern} "
+            "(it becomes a file and tensor name)"
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -315,7 +328,9 @@ def load_fixtures(
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
         except Exception as exc:  # a broken fixture file must not stop the others
-            line = traceback.extract_tb(exc.__traceback__)[-1].lineno if exc.__traceback__ else "?"
+            # The innermost line of this file (a SyntaxError has no frame in it: its own line).
+            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+            line = frames[-1].lineno if frames else getattr(exc, "lineno", None) or "?"
             found.append(
                 BrokenFixture(path.stem, path, f"{path.name}:{line}: {type(exc).__name__}: {exc}")
             )

@@ -115,6 +115,8 @@ class Inspection:
     """SavedModel variable files -> size in bytes."""
     kernels: KernelCheck = field(default_factory=lambda: KernelCheck(False))
     warnings: list[str] = field(default_factory=list)
+    missing_weights: str = ""
+    """Why the SavedModel cannot be loaded at all: it has variables but no checkpoint."""
 
     def meta_graph(self, tags: list[str] | None) -> MetaGraphReport:
         """The MetaGraph with exactly this tag set; default ``serve``, or the only one."""
@@ -150,6 +152,7 @@ class Inspection:
                 "problems": [p.as_dict() for p in self.kernel_problems],
             },
             "warnings": self.warnings,
+            "missing_weights": self.missing_weights,
         }
 
 
@@ -286,6 +289,15 @@ def inspect_saved_model(path: Path, registry: Registry | None) -> Inspection:
         )
         inspection.meta_graphs.append(report)
         inspection.warnings += _version_problems(graph_def, where)
+        index = path / "variables" / "variables.index"
+        if analysis.variable_ops and not index.is_file() and not inspection.missing_weights:
+            names = ", ".join(analysis.variable_ops[:3])
+            inspection.missing_weights = (
+                f"{path} has variables ({names}) but no variables/variables.index: its "
+                "weights are missing, so no consumer can load it; copy the whole SavedModel "
+                "directory (saved_model.pb together with variables/)"
+            )
+            inspection.warnings.append(inspection.missing_weights)
         for signature in report.signatures:
             if not signature.callable:
                 continue

@@ -84,14 +84,19 @@ class Manifest:
             raise UserError(
                 f"{path} has manifest version {data.get('manifest_version')}, expected {MANIFEST_VERSION}"
             )
-        cases = [
-            Case(
-                **{
-                    **case,
-                    "inputs": [TensorEntry(**entry) for entry in case["inputs"]],
-                    "outputs": [TensorEntry(**entry) for entry in case["outputs"]],
-                }
-            )
-            for case in data.pop("cases")
-        ]
-        return cls(**data, cases=cases, directory=directory)
+        try:
+            cases = [
+                Case(
+                    **{
+                        **case,
+                        "inputs": [TensorEntry(**entry) for entry in case["inputs"]],
+                        "outputs": [TensorEntry(**entry) for entry in case["outputs"]],
+                    }
+                )
+                for case in data.pop("cases")
+            ]
+            return cls(**data, cases=cases, directory=directory)
+        except (TypeError, KeyError) as exc:  # hand-edited, or written by another version
+            raise UserError(
+                f"{path} does not have the manifest layout ({exc}); delete it to re-export"
+            ) from None
