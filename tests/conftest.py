@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def manifests(project_fixtures):
 
 def python_exe() -> str:
     return sys.executable
+
+
+def run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """`python -m tfinterop ARGS` in a fresh process (what a user runs), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "tfinterop", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

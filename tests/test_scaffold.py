@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from tfinterop.consumers import ALL_CONSUMERS
 
 pytestmark = pytest.mark.e2e
-
-
-def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tfinterop", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_scaffolded_fixture_passes_in_every_consumer(build_dir: Path, tmp_path: Path) -> None:

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from .consumers import Consumer
-from .pipeline import CaseRef, RunSettings, build_plan, compare_job, settings_from_args
+from .pipeline import (
+    CaseRef,
+    CellOutcome,
+    RunSettings,
+    build_plan,
+    compare_job,
+    settings_from_args,
+)
 from .run import run_consumer
 
 # Targets of issue "Performance" checked here, never in timed tests.
@@ -34,13 +41,7 @@ WARM_INTEROP_SECONDS_TARGET = 20.0
 
 
 @dataclass
-class BenchRow:
-    fixture: str
-    format: str
-    signature: str
-    consumer: str
-    status: str
-    message: str = ""
+class BenchRow(CellOutcome):
     process_s: float | None = None
     """Wall time of the consumer process (start, library load, model load, all runs, exit)."""
     startup_s: float | None = None

@@ -42,13 +42,19 @@ RUN_MIN_AGE_S = 3600.0
 
 
 @dataclass
-class Cell:
+class CellOutcome:
+    """What one consumer did on one fixture x format x signature (the report's row key)."""
+
     fixture: str
     format: str
     signature: str
     consumer: str
     status: str
     message: str = ""
+
+
+@dataclass
+class Cell(CellOutcome):
     max_abs: float | None = None
     max_rel: float | None = None
     load_s: float | None = None
