@@ -286,6 +286,10 @@ def make_parser() -> argparse.ArgumentParser:
         "--no-profile-misses", dest="profile_misses", action="store_false",
         help="don't explain missed latency targets with callgrind instruction profiles",
     )  # fmt: skip
+    bench.add_argument(
+        "--cold", action="store_true",
+        help="also time a cold `nox -s interop` in a fresh clone of the committed tree",
+    )  # fmt: skip
     _common(bench)
     new = sub.add_parser("new-fixture", help="write fixtures/NAME.py, a working fixture to edit")
     new.add_argument("name", metavar="NAME", help="fixture name (also the file name)")
