@@ -82,19 +82,22 @@ static int lex_word(Lex *lx, const char *w) {
     return 1;
 }
 
-/* Non-negative decimal int64 without leading zeros (as Python's repr writes). */
+/* Non-negative decimal int64 without leading zeros (as Python's repr writes).
+ * Returns 0, or DIM_SYNTAX / DIM_NEGATIVE / DIM_TOO_LARGE. */
+enum { DIM_SYNTAX = 1, DIM_NEGATIVE, DIM_TOO_LARGE };
 static int lex_dim(Lex *lx, int64_t *out) {
     skip_ws(lx);
+    if (lx->i < lx->n && lx->p[lx->i] == '-') return DIM_NEGATIVE;
     size_t start = lx->i;
     uint64_t v = 0;
     while (lx->i < lx->n && lx->p[lx->i] >= '0' && lx->p[lx->i] <= '9') {
         unsigned d = (unsigned)(lx->p[lx->i] - '0');
-        if (v > ((uint64_t)INT64_MAX - d) / 10) return -1;
+        if (v > ((uint64_t)INT64_MAX - d) / 10) return DIM_TOO_LARGE;
         v = v * 10 + d;
         lx->i++;
     }
     size_t len = lx->i - start;
-    if (len == 0 || (len > 1 && lx->p[start] == '0')) return -1;
+    if (len == 0 || (len > 1 && lx->p[start] == '0')) return DIM_SYNTAX;
     *out = (int64_t)v;
     return 0;
 }
@@ -109,8 +112,11 @@ static int lex_shape(Lex *lx, NpyInfo *info, char *err, size_t errlen) {
     if (eat(lx, ')')) return 0;
     for (;;) {
         int64_t d;
-        if (lex_dim(lx, &d)) {
-            set_err(err, errlen, "npy header: bad dimension in 'shape'");
+        int bad = lex_dim(lx, &d);
+        if (bad) {
+            set_err(err, errlen, "npy header: %s dimension %d in 'shape'",
+                    bad == DIM_NEGATIVE ? "negative" : bad == DIM_TOO_LARGE ? "too large (> 2^63-1)" : "malformed",
+                    info->ndim + 1);
             return -1;
         }
         if (info->ndim == NPY_MAX_DIMS) {
@@ -244,6 +250,13 @@ int npy_parse_header(const unsigned char *buf, size_t buflen, uint64_t file_size
     uint64_t hlen = major == 1 ? (uint64_t)buf[8] | (uint64_t)buf[9] << 8
                                : (uint64_t)buf[8] | (uint64_t)buf[9] << 8 | (uint64_t)buf[10] << 16 |
                                      (uint64_t)buf[11] << 24;
+    /* numpy writes a few hundred bytes (and its reader refuses more than 10000 by default):
+     * refuse absurd lengths before allocating a buffer for them. */
+    if (hlen > NPY_MAX_HEADER_LEN) {
+        set_err(err, errlen, "npy header length %llu exceeds the %u-byte limit", (unsigned long long)hlen,
+                (unsigned)NPY_MAX_HEADER_LEN);
+        return -1;
+    }
     if (hlen > file_size - pre) {
         set_err(err, errlen, "truncated npy file: header length %llu but only %llu bytes follow",
                 (unsigned long long)hlen, (unsigned long long)(file_size - pre));
@@ -261,14 +274,15 @@ int npy_parse_header(const unsigned char *buf, size_t buflen, uint64_t file_size
     for (int i = 0; i < info->ndim; i++) {
         uint64_t d = (uint64_t)info->shape[i];
         if (d != 0 && n > (uint64_t)INT64_MAX / d) {
-            set_err(err, errlen, "npy: shape has too many elements");
+            set_err(err, errlen, "npy: shape has more than 2^63-1 elements");
             return -1;
         }
         n *= d;
     }
     size_t isz = info->dtype->itemsize;
     if (n > (uint64_t)INT64_MAX / isz) {
-        set_err(err, errlen, "npy: data size overflows");
+        set_err(err, errlen, "npy: %llu %s elements need more than 2^63-1 bytes", (unsigned long long)n,
+                info->dtype->name);
         return -1;
     }
     info->n_elems = n;

@@ -11,6 +11,7 @@
 
 #define NPY_MAX_DIMS 64 /* TensorFlow allows more, but no test model needs them */
 #define NPY_MIN_PREAMBLE 12 /* enough bytes to know the header length for any version */
+#define NPY_MAX_HEADER_LEN 65536u /* numpy's reader refuses > 10000 by default; 64 dims fit easily */
 
 typedef struct {
     int major;

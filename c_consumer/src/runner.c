@@ -58,6 +58,7 @@ typedef struct {
     TF_Tensor **out_vals;
     double load_s, first_run_s;
     double *steady;
+    size_t steady_cap; /* grows with the runs: `repeat` (up to 2^32-1) is user data */
     const char *stage;
     StrBuf err;
     StrBuf outputs_json;
@@ -159,6 +160,12 @@ static int read_whole_file(const char *path, char **data, size_t *len, int *err_
         fclose(f);
         return -1;
     }
+    /* A serialized proto cannot exceed 2 GiB (protobuf's limit): refuse before allocating. */
+    if ((uint64_t)sbuf.st_size > (uint64_t)INT32_MAX) {
+        *err_no = EFBIG;
+        fclose(f);
+        return -1;
+    }
     size_t n = (size_t)sbuf.st_size;
     char *buf = malloc(n ? n : 1);
     if (!buf) {
@@ -200,7 +207,8 @@ static int load_model(Job *j, const Plan *plan) {
         size_t len;
         int e = 0;
         if (read_whole_file(job->model, &data, &len, &e)) {
-            fail(j, "load", "cannot read frozen graph '%s': %s", job->model, strerror(e));
+            fail(j, "load", "cannot read frozen graph '%s': %s", job->model,
+                 e == EFBIG ? "larger than 2 GiB, the protobuf limit for a GraphDef" : strerror(e));
             return -1;
         }
         TF_Buffer *buf = TF_NewBufferFromString(data, len);
@@ -790,7 +798,8 @@ static void execute(Job *j, const Plan *plan) {
     j->out_ports = calloc(no + 1, sizeof *j->out_ports);
     j->in_vals = calloc(ni + 1, sizeof *j->in_vals);
     j->out_vals = calloc(no + 1, sizeof *j->out_vals);
-    j->steady = malloc((size_t)job->repeat * sizeof *j->steady);
+    j->steady_cap = job->repeat < 65536 ? (size_t)job->repeat : 65536;
+    j->steady = malloc(j->steady_cap * sizeof *j->steady);
     j->st = TF_NewStatus();
     if (!j->in || !j->out || !j->in_ports || !j->out_ports || !j->in_vals || !j->out_vals || !j->steady) {
         fail(j, "load", "out of memory");
@@ -839,7 +848,18 @@ static void execute(Job *j, const Plan *plan) {
         release_outputs(j);
         t0 = now_s();
         if (session_run(j, which)) return;
-        j->steady[i] = now_s() - t0;
+        double elapsed = now_s() - t0;
+        if (i == j->steady_cap) {
+            size_t cap = j->steady_cap * 2;
+            double *grown = cap > SIZE_MAX / sizeof *grown ? NULL : realloc(j->steady, cap * sizeof *grown);
+            if (!grown) {
+                fail(j, "run", "out of memory for the timings of %llu runs (repeat)", (unsigned long long)job->repeat);
+                return;
+            }
+            j->steady = grown;
+            j->steady_cap = cap;
+        }
+        j->steady[i] = elapsed;
     }
 }
 

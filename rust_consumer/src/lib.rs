@@ -1,6 +1,7 @@
 //! tfinterop consumer on the `tensorflow` crate: plan parsing, tensor files and
 //! job execution. The binary (`src/main.rs`) only wires these to the CLI.
 
+pub mod npy;
 pub mod panics;
 pub mod plan;
 pub mod results;

@@ -120,6 +120,18 @@ pub fn run_job(
     let t0 = Instant::now();
     let loaded = match spec.format {
         Format::Frozen => {
+            // A serialized proto cannot exceed 2 GiB (protobuf's limit): refuse before reading.
+            let size = std::fs::metadata(&spec.model)
+                .map_err(|e| anyhow!("cannot read {}: {e}", spec.model))
+                .at(Stage::Load)?
+                .len();
+            if size > i32::MAX as u64 {
+                return Err(anyhow!(
+                    "cannot read frozen graph {}: {size} bytes, larger than the 2 GiB protobuf limit",
+                    spec.model
+                ))
+                .at(Stage::Load);
+            }
             let bytes = std::fs::read(&spec.model)
                 .map_err(|e| anyhow!("cannot read {}: {e}", spec.model))
                 .at(Stage::Load)?;
@@ -213,7 +225,9 @@ pub fn run_job(
     for _ in 0..spec.warmup {
         run_once(false)?;
     }
-    let mut steady_s = Vec::with_capacity(spec.repeat as usize);
+    // `repeat` comes from the plan (up to u32::MAX): reserving it all up front would abort
+    // the process on allocation failure instead of running; grow as the runs happen.
+    let mut steady_s = Vec::with_capacity(spec.repeat.min(1 << 16) as usize);
     for _ in 0..spec.repeat {
         steady_s.push(run_once(false)?.0);
     }

@@ -5,8 +5,9 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
-use npyz::{AutoSerialize, Deserialize, Endianness, NpyFile, NpyHeader, TypeStr, WriterBuilder};
+use crate::npy;
+use anyhow::{anyhow, bail, Context, Result};
+use npyz::{AutoSerialize, Deserialize, WriterBuilder};
 use num_complex::Complex;
 use tensorflow::{DataType, FetchToken, Operation, SessionRunArgs, Tensor, TensorType};
 
@@ -137,93 +138,14 @@ host_tensor! {
     Complex128 => Complex<f64>, "complex128";
 }
 
-/// Product of dims, `None` on overflow (hostile headers).
-pub fn element_count(dims: &[u64]) -> Option<u64> {
-    dims.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d))
-}
+pub use crate::npy::element_count;
 
-/// Parses an `.npy` file whose dtype must be exactly `T`'s contract dtype;
+/// Reads an `.npy` file whose dtype must be exactly `T`'s contract dtype;
 /// `role` names what the file is for in error messages.
 fn read_npy<T: Elem>(path: &Path, role: &str) -> Result<(Vec<u64>, Vec<T>)> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut rest: &[u8] = &bytes;
-    let header = NpyHeader::from_reader(&mut rest)
-        .with_context(|| format!("{} is not a valid .npy file", path.display()))?;
-    let want = match T::Npy::default_dtype() {
-        npyz::DType::Plain(ts) => ts,
-        _ => unreachable!("contract dtypes are plain"),
-    };
-    let got = match header.dtype() {
-        npyz::DType::Plain(ts) => ts,
-        other => bail!(
-            "{}: dtype {} is not a plain dtype",
-            path.display(),
-            other.descr()
-        ),
-    };
-    ensure!(
-        same_dtype(&got, &want),
-        "{}: file has {} ({}), but {role} expects {} ({})",
-        path.display(),
-        contract_name(&got),
-        got,
-        contract_name(&want),
-        contract_descr(&want),
-    );
-    ensure!(
-        header.order() == npyz::Order::C,
-        "{}: fortran_order arrays are refused",
-        path.display()
-    );
-    let shape = header.shape().to_vec();
-    let n = element_count(&shape)
-        .and_then(|n| n.checked_mul(size_of::<T>() as u64))
-        .ok_or_else(|| anyhow!("{}: shape {shape:?} overflows", path.display()))?;
-    // Check before decoding so a hostile shape cannot trigger a huge allocation.
-    ensure!(
-        rest.len() as u64 == n,
-        "{}: data is {} bytes, shape {shape:?} needs {n}",
-        path.display(),
-        rest.len()
-    );
-    let values = NpyFile::with_header(header, rest)
-        .into_vec::<T::Npy>()
-        .with_context(|| format!("{}: bad data", path.display()))?;
+    let (shape, values) = npy::decode::<T::Npy>(&bytes, &path.display().to_string(), role)?;
     Ok((shape, values.into_iter().map(T::from_npy).collect()))
-}
-
-/// Same kind and size; multi-byte types must be little-endian.
-fn same_dtype(got: &TypeStr, want: &TypeStr) -> bool {
-    got.type_char() == want.type_char()
-        && got.size_field() == want.size_field()
-        && got.time_units().is_none()
-        && match got.endianness() {
-            Endianness::Little => true,
-            Endianness::Irrelevant => got.size_field() == 1,
-            Endianness::Big => false,
-        }
-}
-
-/// The contract's dtype name (`float32`, `int64`, ...) for messages; the descr otherwise.
-fn contract_name(ts: &TypeStr) -> String {
-    let bits = ts.size_field() * 8;
-    match ts.type_char() {
-        npyz::TypeChar::Float => format!("float{bits}"),
-        npyz::TypeChar::Int => format!("int{bits}"),
-        npyz::TypeChar::Uint => format!("uint{bits}"),
-        npyz::TypeChar::Complex => format!("complex{bits}"),
-        npyz::TypeChar::Bool => "bool".to_string(),
-        _ => ts.to_string(),
-    }
-}
-
-fn contract_descr(ts: &TypeStr) -> String {
-    let s = ts.to_string();
-    if ts.size_field() == 1 {
-        format!("|{}", &s[1..])
-    } else {
-        s
-    }
 }
 
 fn read_numeric<T: Elem>(path: &Path, role: &str) -> Result<Tensor<T>> {
@@ -247,35 +169,15 @@ fn read_strings(path: &Path, what: &str) -> Result<Tensor<String>> {
     let (shape, lengths) = read_npy::<i64>(path, &format!("the lengths of {what} (string)"))?;
     let bpath = bytes_path(path);
     let data = fs::read(&bpath).with_context(|| format!("cannot read {}", bpath.display()))?;
-    let mut strings = Vec::with_capacity(lengths.len());
-    let mut offset = 0usize;
-    for (i, &len) in lengths.iter().enumerate() {
-        let len = usize::try_from(len)
-            .map_err(|_| anyhow!("{}: element {i} has negative length {len}", path.display()))?;
-        let end = offset
-            .checked_add(len)
-            .filter(|e| *e <= data.len())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: lengths exceed the {} bytes of {}",
-                    path.display(),
-                    data.len(),
-                    bpath.display()
-                )
-            })?;
-        let s = String::from_utf8(data[offset..end].to_vec()).map_err(|_| {
+    let slices = npy::string_slices(&lengths, &data)
+        .map_err(|e| anyhow!("{} and {}: {e}", path.display(), bpath.display()))?;
+    let mut strings = Vec::with_capacity(slices.len());
+    for (i, bytes) in slices.into_iter().enumerate() {
+        let s = String::from_utf8(bytes.to_vec()).map_err(|_| {
             anyhow!("string {what} element {i} is not valid UTF-8: {UTF8_LIMITATION}")
         })?;
         strings.push(s);
-        offset = end;
     }
-    ensure!(
-        offset == data.len(),
-        "{}: lengths sum to {offset} but {} has {} bytes",
-        path.display(),
-        bpath.display(),
-        data.len()
-    );
     let mut t = Tensor::<String>::new(&shape);
     for (slot, s) in t.iter_mut().zip(strings) {
         *slot = s;
