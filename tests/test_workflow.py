@@ -78,6 +78,10 @@ def test_the_linter_rejects_a_broken_workflow(tmp_path: Path) -> None:
 def test_workflow_runs_the_readme_commands() -> None:
     readme = readme_commands()
     assert readme == ["pip install nox[uv]", "nox -s interop", "nox -s tests"], readme
+    # Beyond the quick start, a job may run any other session the README documents (fuzz).
+    documented = set(readme) | {
+        f"nox -s {name}" for name in re.findall(r"`nox -s (\w+)", (ROOT / "README.md").read_text())
+    }
     jobs = workflow()["jobs"]
     nox_runs, pip_runs = [], []
     for job in jobs.values():
@@ -85,11 +89,11 @@ def test_workflow_runs_the_readme_commands() -> None:
             words = shlex.split(command)
             if words[0] == "nox":
                 head = " ".join(words[: words.index("--")] if "--" in words else words)
-                assert head in readme, f"{command!r} is not a README command"
+                assert head in documented, f"{command!r} is not a session the README documents"
                 nox_runs.append(head)
             elif words[:2] == ["pip", "install"]:
                 pip_runs.append(" ".join(words))
-    assert sorted(set(nox_runs)) == sorted(c for c in readme if c.startswith("nox"))
+    assert {c for c in readme if c.startswith("nox")} <= set(nox_runs)
     assert set(pip_runs) == {c for c in readme if c.startswith("pip")}
 
 
