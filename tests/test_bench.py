@@ -90,3 +90,24 @@ def test_bench_runs_the_native_consumers_on_a_fixture(manifests, build_dir, tmp_
         assert r["max_rss_mb"] > 10
     assert doc["settings"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")
     assert {r["name"] for r in doc["ratios"]} == {"rust/c", "c/python", "rust/python"}
+
+
+def test_profiles_too_slow_for_callgrind_are_skipped_and_said(tmp_path: Path) -> None:
+    from tfinterop import consumers
+    from tfinterop.bench import explain_with_profiles
+    from tfinterop.pipeline import RunSettings
+
+    rows = [row("c", 80.0, first_run_s=1.5), row("rust", 95.0, first_run_s=1.5)]
+    found = ratios(rows)
+    logged: list[str] = []
+    explain_with_profiles(
+        found, rows, {("m", "frozen", "serving_default"): None},  # type: ignore[dict-item]
+        {c.name: c for c in consumers.by_name(["c", "rust"])},
+        RunSettings(build_dir=tmp_path), tmp_path, logged.append, profile_budget_s=60,
+    )  # fmt: skip
+    miss = next(r for r in found if r.name == "rust/c")
+    assert (
+        "no instruction profile" in miss.explanation
+        and "skipped: callgrind would take" in miss.explanation
+    )
+    assert not logged  # nothing was started

@@ -39,6 +39,9 @@ C_OVER_PYTHON_TARGET = 1.0
 WARM_OVER_FLOOR_TARGET = 1.5
 WARM_INTEROP_SECONDS_TARGET = 20.0
 COLD_INTEROP_SECONDS_TARGET = 600.0
+# Callgrind runs TensorFlow ~50-100x slower than native (model load and first run included):
+# measured 6 min for MobileNetV3 (load 0.1 s, first run 1.5 s, 10 runs of 0.1 s).
+CALLGRIND_SLOWDOWN = 100.0
 
 
 @dataclass
@@ -202,8 +205,10 @@ def explain_with_profiles(
     settings: RunSettings,
     work_root: Path,
     log: Any,
+    profile_budget_s: float = 300.0,
 ) -> None:
-    """Add callgrind instruction profiles to the explanation of every missed ratio."""
+    """Add callgrind instruction profiles to the explanation of every missed ratio; a
+    profile whose estimated callgrind time exceeds ``profile_budget_s`` is skipped (said)."""
     from .profile import SteadyProfile, compare_profiles, profile_steady_run
 
     by_cell = {(r.fixture, r.format, r.signature, r.consumer): r for r in rows}
@@ -217,6 +222,16 @@ def explain_with_profiles(
         if key not in cache:
             # About half a second of native steady runs: enough to swamp start-up noise.
             span = max(5, min(200, int(0.5 / row.p50_s)))
+            # Both callgrind processes load the model and run it: ~CALLGRIND_SLOWDOWN x native.
+            native = 2 * ((row.load_s or 0) + (row.first_run_s or 0)) + (10 + span) * row.p50_s
+            estimate = CALLGRIND_SLOWDOWN * native
+            if estimate > profile_budget_s:
+                cache[key] = SteadyProfile(
+                    name, 0, {}, [], (5, 5 + span),
+                    f"skipped: callgrind would take ~{estimate / 60:.0f} min "
+                    f"(budget {profile_budget_s / 60:.0f} min, --profile-budget)",
+                )  # fmt: skip
+                return cache[key]
             log(f"profiling {'/'.join(cell)} on {name} ({span} runs under callgrind) ...")
             cache[key] = profile_steady_run(
                 consumer,
@@ -499,6 +514,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
             settings,
             work_root,
             lambda text: console.print(f"[dim]{text}[/]"),
+            profile_budget_s=args.profile_budget,
         )
     result = BenchResult(
         rows=rows,

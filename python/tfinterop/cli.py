@@ -287,6 +287,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="don't explain missed latency targets with callgrind instruction profiles",
     )  # fmt: skip
     bench.add_argument(
+        "--profile-budget", type=float, default=300.0, metavar="SECONDS",
+        help="skip a profile whose estimated callgrind time exceeds this (default 300)",
+    )  # fmt: skip
+    bench.add_argument(
         "--cold", action="store_true",
         help="also time a cold `nox -s interop` in a fresh clone of the committed tree",
     )  # fmt: skip
