@@ -15,7 +15,7 @@ from tfinterop import plan
 from tfinterop.consumers import ALL_CONSUMERS, PNG_INPUT, by_name
 from tfinterop.fixtures import Tolerance, fixture, require, xfail
 from tfinterop.manifest import Case, Manifest, TensorEntry
-from tfinterop.pipeline import _unrunnable_reason, build_plan, cases_from_manifest
+from tfinterop.pipeline import build_plan, cases_from_manifest, cell_expectation
 
 
 def test_image_record_round_trips_and_is_an_input() -> None:
@@ -90,15 +90,15 @@ def test_scoped_requirements_and_tag_set_labels(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert len({r.job_id for r in refs}) == 4
     rust, c = by_name(["rust", "c"])
-    reasons = {r.label: _unrunnable_reason(rust, r) for r in refs}
+    reasons = {r.label: cell_expectation(rust, r) for r in refs}
     assert reasons["predict"] is None and reasons["predict@serve,gpu"] is None
     for label in ("regress", "regress@serve,gpu"):
         assert reasons[label].kind == "xfail"  # type: ignore[union-attr]
         assert "lacks non_utf8_strings: examples are binary" in reasons[label].reason  # type: ignore[union-attr]
-    assert _unrunnable_reason(c, refs[2]) is None  # c has non_utf8_strings
-    declared = _unrunnable_reason(c, refs[1])
+    assert cell_expectation(c, refs[2]) is None  # c has non_utf8_strings
+    declared = cell_expectation(c, refs[1])
     assert declared is not None and declared.reason == "declared"
-    assert _unrunnable_reason(c, refs[0]) is None
+    assert cell_expectation(c, refs[0]) is None
 
 
 def test_build_plan_sends_images_only_to_png_consumers(tmp_path: Path) -> None:

@@ -25,9 +25,12 @@ import numpy as np
 from .consumers import Consumer
 from .pipeline import (
     CaseRef,
+    Cell,
     CellOutcome,
     RunSettings,
+    apply_expectation,
     build_plan,
+    cell_expectation,
     compare_job,
     settings_from_args,
 )
@@ -137,7 +140,10 @@ def bench_cell(consumer: Consumer, ref: CaseRef, settings: RunSettings, work: Pa
     )
     record = run.jobs.get(ref.job_id)
     failure = run.failure.describe() if run.failure else None
-    cell = compare_job(ref, consumer.name, record, failure)
+    # Declared expectations (a missing capability is a strict xfail) as in `interop`.
+    cell = apply_expectation(
+        compare_job(ref, consumer.name, record, failure), cell_expectation(consumer, ref)
+    )
     row.status, row.message = cell.status, cell.message
     row.process_s = run.wall_s
     if record and record.get("status") == "ok":
@@ -206,13 +212,14 @@ def explain_with_profiles(
     work_root: Path,
     log: Any,
     profile_budget_s: float = 300.0,
+    known: dict[tuple[str, str, str, str], Any] | None = None,
 ) -> None:
     """Add callgrind instruction profiles to the explanation of every missed ratio; a
     profile whose estimated callgrind time exceeds ``profile_budget_s`` is skipped (said)."""
     from .profile import SteadyProfile, compare_profiles, profile_steady_run
 
     by_cell = {(r.fixture, r.format, r.signature, r.consumer): r for r in rows}
-    cache: dict[tuple[str, str, str, str], SteadyProfile] = {}
+    cache: dict[tuple[str, str, str, str], SteadyProfile] = dict(known or {})
 
     def profile(cell: tuple[str, str, str], name: str) -> SteadyProfile | None:
         key = (*cell, name)
@@ -370,11 +377,11 @@ def render(result: BenchResult, console: Any) -> None:
         )  # fmt: skip
     console.print(table)
     ratio_table = Table(title="latency ratios (p50; target in brackets)")
-    for column in ("fixture", "format", "rust/c", "c/python", "rust/python"):
+    for column in ("fixture", "format", "signature", "rust/c", "c/python", "rust/python"):
         ratio_table.add_column(column)
-    by_cell: dict[tuple[str, str], dict[str, Ratio]] = {}
+    by_cell: dict[tuple[str, str, str], dict[str, Ratio]] = {}
     for ratio in result.ratios:
-        by_cell.setdefault((ratio.fixture, ratio.format), {})[ratio.name] = ratio
+        by_cell.setdefault((ratio.fixture, ratio.format, ratio.signature), {})[ratio.name] = ratio
 
     def show(ratio: Ratio | None) -> str:
         if ratio is None or ratio.value is None:
@@ -383,10 +390,11 @@ def render(result: BenchResult, console: Any) -> None:
         target = f" [≤{ratio.target:g}]" if ratio.target is not None else ""
         return f"{ratio.value:.2f}{target}{mark}"
 
-    for (fixture, fmt), cell in by_cell.items():
+    for (fixture, fmt, signature), cell in by_cell.items():
         ratio_table.add_row(
             fixture,
             fmt,
+            signature,
             show(cell.get("rust/c")),
             show(cell.get("c/python")),
             show(cell.get("rust/python")),
@@ -395,7 +403,8 @@ def render(result: BenchResult, console: Any) -> None:
     for ratio in result.ratios:
         if ratio.met is False:
             console.print(
-                f"MISSED {ratio.name} on {ratio.fixture}/{ratio.format}: {ratio.explanation}"
+                f"MISSED {ratio.name} on {ratio.fixture}/{ratio.format}/{ratio.signature}: "
+                f"{ratio.explanation}"
             )
     for line in interop_lines(result.interop):
         console.print(line, markup=False)
@@ -427,7 +436,7 @@ def interop_lines(interop: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_benchmarks(result: BenchResult, directory: Path) -> None:
+def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> None:
     """Refresh the committed results: results.json and a Markdown table with the machine."""
     import json
 
@@ -439,6 +448,7 @@ def write_benchmarks(result: BenchResult, directory: Path) -> None:
         "# Benchmark results",
         "",
         "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); do not edit by hand.",
+        *([note] if note else []),
         "",
         f"Machine: {result.machine['cpu']}, {result.machine['cores']} cores, "
         f"{result.machine['memory_gb']} GiB, {result.machine['platform']}, Python {result.machine['python']}.",
@@ -472,6 +482,74 @@ def write_benchmarks(result: BenchResult, directory: Path) -> None:
     for line in interop_lines(result.interop):
         lines += ["", line]
     (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def rerender(args: Any, console: Any) -> int:
+    """``bench --rerender FILE``: rebuild rows' expectations, ratios and explanations from a
+    saved results.json (no re-measuring; successful profiles are reused, failed ones are
+    retried under --profile-budget) and print/write it again."""
+    import json
+
+    from . import consumers as consumer_registry
+    from .export import export_fixtures
+    from .fixtures import BrokenFixture, load_fixtures
+    from .pipeline import cases_from_manifest
+    from .profile import SteadyProfile
+
+    saved = json.loads(args.rerender.read_text())
+    rows = [BenchRow(**r) for r in saved["rows"]]
+    fixtures = [
+        f
+        for f in load_fixtures(args.fixtures_dir, sorted({r.fixture for r in rows}))
+        if not isinstance(f, BrokenFixture)
+    ]
+    refs: dict[tuple[str, str, str], CaseRef] = {}
+    for fixture, outcome in zip(
+        fixtures, export_fixtures(fixtures, args.build_dir / "exports"), strict=True
+    ):
+        for ref in cases_from_manifest(fixture, outcome.manifest) if outcome.manifest else []:
+            refs[(ref.fixture, ref.case.format, ref.label)] = ref
+    consumers = {c.name: c for c in consumer_registry.ALL_CONSUMERS}
+    for row in rows:
+        ref, consumer = (
+            refs.get((row.fixture, row.format, row.signature)),
+            consumers.get(row.consumer),
+        )
+        if ref is not None and consumer is not None and row.status in ("error", "fail"):
+            cell = Cell(
+                row.fixture, row.format, row.signature, row.consumer, row.status, row.message
+            )
+            cell = apply_expectation(cell, cell_expectation(consumer, ref))
+            row.status, row.message = cell.status, cell.message
+    known = {
+        (r["fixture"], r["format"], r["signature"], name): SteadyProfile(
+            **{
+                **p,
+                "runs": tuple(p["runs"]),
+                "top_functions": [tuple(t) for t in p["top_functions"]],
+            }
+        )
+        for r in saved["ratios"]
+        for name, p in (r.get("profiles") or {}).items()
+        if not p.get("error")
+    }
+    result_ratios = ratios(rows)
+    settings = RunSettings(build_dir=args.build_dir, environment=dict(saved["settings"]))
+    explain_with_profiles(
+        result_ratios, rows, refs, consumers, settings, args.build_dir / "bench",
+        lambda text: console.print(f"[dim]{text}[/]"), args.profile_budget, known,
+    )  # fmt: skip
+    result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], saved["interop"])
+    render(result, console)
+    if args.write:
+        write_benchmarks(
+            result,
+            args.write,
+            "Re-rendered from a saved results.json by `tfinterop bench --rerender` "
+            "(expectations, ratios and explanations re-derived; nothing re-measured).",
+        )
+        console.print(f"benchmarks written to {args.write}")
+    return 0 if all(r.status in ("pass", "skip", "xfail") for r in rows) else 1
 
 
 def run(args: Any, console: Any, environment: dict[str, str]) -> int:

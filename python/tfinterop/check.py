@@ -48,8 +48,8 @@ from .pipeline import (
     CaseRef,
     Cell,
     RunSettings,
-    _unrunnable_reason,
     apply_expectation,
+    cell_expectation,
     compare_job,
     run_consumers,
     settings_from_args,
@@ -755,7 +755,7 @@ def _expected_cells(
             main_ref.requires,
         )
         for consumer in consumers:
-            expectation = _unrunnable_reason(consumer, ref)
+            expectation = cell_expectation(consumer, ref)
             run = runs.get(consumer.name)
             record = run.jobs.get(main_ref.job_id) if run else None
             failure = missing.get(consumer.name)

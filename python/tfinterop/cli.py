@@ -287,6 +287,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="don't explain missed latency targets with callgrind instruction profiles",
     )  # fmt: skip
     bench.add_argument(
+        "--rerender", type=Path, metavar="RESULTS_JSON",
+        help="re-derive expectations, ratios and explanations of saved results (no measuring)",
+    )  # fmt: skip
+    bench.add_argument(
         "--profile-budget", type=float, default=300.0, metavar="SECONDS",
         help="skip a profile whose estimated callgrind time exceeds this (default 300)",
     )  # fmt: skip
@@ -515,6 +519,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     from . import bench
 
     args.fixtures_dir = args.fixtures_dir or _default_fixtures_dir()
+    if args.rerender:
+        return bench.rerender(args, console)
     return bench.run(args, console, environment)
 
 

@@ -131,7 +131,7 @@ def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
     ]
 
 
-def _unrunnable_reason(consumer: Consumer, ref: CaseRef) -> Expectation | None:
+def cell_expectation(consumer: Consumer, ref: CaseRef) -> Expectation | None:
     """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason)."""
     declared = ref.expectation_for(consumer.name, ref.case.format, ref.label)
     if declared is not None:
@@ -155,7 +155,7 @@ def build_plan(
 ) -> plan_format.Plan:
     plan = plan_format.Plan(intra_op_threads=threads[0], inter_op_threads=threads[1])
     for ref in refs:
-        expectation = _unrunnable_reason(consumer, ref)
+        expectation = cell_expectation(consumer, ref)
         if expectation is not None and expectation.kind == "skip":
             continue
         # Names come from models (check: anyone's SavedModel): keep them inside out_dir.
@@ -295,7 +295,7 @@ def run_consumers(
         missing = consumer.missing(settings.build_dir)
         if missing:
             for ref in refs:
-                expectation = _unrunnable_reason(consumer, ref)
+                expectation = cell_expectation(consumer, ref)
                 cell = Cell(
                     ref.fixture,
                     ref.case.format,
@@ -363,7 +363,7 @@ def run_consumers(
         if run.protocol_errors and not failure:
             failure = f"{consumer.name} broke the contract: {run.protocol_errors[0]}"
         for ref in refs:
-            expectation = _unrunnable_reason(consumer, ref)
+            expectation = cell_expectation(consumer, ref)
             if expectation is not None and expectation.kind == "skip":
                 cells.append(
                     apply_expectation(
