@@ -484,6 +484,33 @@ def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> No
     (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
+def cell_key(ref: CaseRef) -> tuple[str, str, str]:
+    """A case's (fixture, format, signature label): how rows and ratios name their cell."""
+    return (ref.fixture, ref.case.format, ref.label)
+
+
+def exported_cases(
+    fixtures_dir: Path, names: list[str] | None, build_dir: Path, console: Any = None
+) -> list[CaseRef]:
+    """The cases of the named fixtures, exported (cached); a failed export is left out, and
+    said on ``console`` when one is given."""
+    from .export import export_fixtures
+    from .fixtures import BrokenFixture, load_fixtures
+    from .pipeline import cases_from_manifest
+
+    fixtures = [f for f in load_fixtures(fixtures_dir, names) if not isinstance(f, BrokenFixture)]
+    refs: list[CaseRef] = []
+    for fixture, outcome in zip(
+        fixtures, export_fixtures(fixtures, build_dir / "exports"), strict=True
+    ):
+        if outcome.manifest is None:
+            if console is not None:
+                console.print(f"[red]export of {fixture.name} failed:[/] {outcome.error}")
+            continue
+        refs += cases_from_manifest(fixture, outcome.manifest)
+    return refs
+
+
 def rerender(args: Any, console: Any) -> int:
     """``bench --rerender FILE``: rebuild rows' expectations, ratios and explanations from a
     saved results.json (no re-measuring; successful profiles are reused, failed ones are
@@ -491,24 +518,16 @@ def rerender(args: Any, console: Any) -> int:
     import json
 
     from . import consumers as consumer_registry
-    from .export import export_fixtures
-    from .fixtures import BrokenFixture, load_fixtures
-    from .pipeline import cases_from_manifest
     from .profile import SteadyProfile
 
     saved = json.loads(args.rerender.read_text())
     rows = [BenchRow(**r) for r in saved["rows"]]
-    fixtures = [
-        f
-        for f in load_fixtures(args.fixtures_dir, sorted({r.fixture for r in rows}))
-        if not isinstance(f, BrokenFixture)
-    ]
-    refs: dict[tuple[str, str, str], CaseRef] = {}
-    for fixture, outcome in zip(
-        fixtures, export_fixtures(fixtures, args.build_dir / "exports"), strict=True
-    ):
-        for ref in cases_from_manifest(fixture, outcome.manifest) if outcome.manifest else []:
-            refs[(ref.fixture, ref.case.format, ref.label)] = ref
+    refs = {
+        cell_key(ref): ref
+        for ref in exported_cases(
+            args.fixtures_dir, sorted({r.fixture for r in rows}), args.build_dir
+        )
+    }
     consumers = {c.name: c for c in consumer_registry.ALL_CONSUMERS}
     for row in rows:
         ref, consumer = (
@@ -556,22 +575,10 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
     """The ``bench`` command: export (cached), build, measure every cell, print, write."""
     from . import consumers as consumer_registry
     from .build import build_all
-    from .export import export_fixtures
-    from .fixtures import BrokenFixture, load_fixtures
-    from .pipeline import cases_from_manifest
     from .report import write_json
 
-    fixtures_dir = args.fixtures_dir
-    loaded = load_fixtures(fixtures_dir, args.fixtures)
-    fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
     consumers = consumer_registry.by_name(args.consumers)
-    outcomes = export_fixtures(fixtures, args.build_dir / "exports")
-    refs: list[CaseRef] = []
-    for fixture, outcome in zip(fixtures, outcomes, strict=True):
-        if outcome.manifest is None:
-            console.print(f"[red]export of {fixture.name} failed:[/] {outcome.error}")
-            continue
-        refs += cases_from_manifest(fixture, outcome.manifest)
+    refs = exported_cases(args.fixtures_dir, args.fixtures, args.build_dir, console)
     if not args.no_build:
         build_all(args.build_dir, consumers=consumers)
     settings = settings_from_args(args, environment, jobs=1)
@@ -587,7 +594,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
         explain_with_profiles(
             result_ratios,
             rows,
-            {(r.fixture, r.case.format, r.label): r for r in refs},
+            {cell_key(r): r for r in refs},
             {c.name: c for c in consumers},
             settings,
             work_root,
