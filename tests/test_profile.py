@@ -110,10 +110,15 @@ def test_profile_of_the_c_consumer_on_a_real_graph(
     ref = next(r for r in refs if r.case.format == "frozen")
     settings = RunSettings(build_dir=build_dir, environment=dict(DEFAULT_CONSUMER_ENV))
     c = consumers.by_name(["c"])[0]
-    profile = profile_steady_run(c, ref, settings, tmp_path, runs=(1, 11))
+    # A span of 200 runs, as the bench uses for µs-scale graphs: over 10 runs, thread-pool
+    # scheduling noise (thousands of instructions per process) swamped the per-run figure.
+    profile = profile_steady_run(c, ref, settings, tmp_path, runs=(5, 205))
     assert not profile.error, profile.error
-    # A 3-element MatMul+Add through TF_SessionRun: thousands of instructions per run, most
-    # of them inside libtensorflow; well under a million.
+    # A 3-element MatMul+Add through TF_SessionRun: tens of thousands of instructions per run,
+    # well under a million.
     assert 5_000 < profile.per_run < 1_000_000
+    # TensorFlow's executor does the run: ~16k instructions/run inside libtensorflow, stable
+    # within 5% here. Its share is not asserted: thread-local lookups in ld-linux (10k-30k/run)
+    # vary with thread scheduling.
     tensorflow = sum(v for k, v in profile.by_object.items() if "tensorflow" in k)
-    assert tensorflow > 0.2 * profile.per_run
+    assert tensorflow > 5_000, profile.by_object
