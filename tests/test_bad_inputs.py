@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +89,10 @@ def normalise(line: str, tmp: Path) -> str:
     """The line with this machine's paths and times replaced by stable placeholders: every
     temporary directory of the session is TMP (``tmp`` is one of them)."""
     line = re.sub(re.escape(str(tmp.parent)) + r"/[^/\s`]+", "TMP", line)
-    line = line.replace(sys.executable, "python").replace(str(ROOT) + "/", "")
+    line = line.replace(sys.executable, "python").replace(sysconfig.get_paths()["purelib"], "SITE")
+    line = line.replace(str(ROOT) + "/", "")
     line = re.sub(r"c_consumer/[0-9a-f]{12}/", "c_consumer/WHEEL/", line)
+    line = re.sub(r"\.tmp\d+\b", ".tmpPID", line)
     return re.sub(r"\d{8}-\d{6}-\d+", "RUN", line)
 
 
@@ -456,6 +459,34 @@ def test_consumer_binary_missing(capfd, tmp_path) -> None:
     outcome = interop(capfd, tmp_path / "nothing-built", directory, "-c", "c")
     line = refused(outcome, "tfinterop-c-consumer is not built (run `tfinterop build`)", code=1)
     documented("consumer_missing", "the C consumer was never built", outcome, line, tmp_path)
+
+
+def test_consumer_build_fails(capfd, tmp_path, monkeypatch) -> None:
+    compiler = tmp_path / "cc"
+    compiler.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "broken-cc 1.0"; exit 0; }\n'
+        "echo \"main.c:12:5: error: expected ';' before 'return'\" >&2\nexit 1\n"
+    )
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CC", str(compiler))
+    directory = fixtures_dir(tmp_path, tiny={})
+    outcome = tfinterop(
+        capfd, "interop", "--fixtures-dir", directory, "--build-dir", tmp_path / "build",
+        "-c", "c", "--repeat", "1", "--warmup", "0",
+    )  # fmt: skip
+    line = refused(
+        outcome,
+        "tiny / c / frozen / serving_default: build failed: C consumer build failed: ",
+        "exited with status 1; stderr tail: main.c:12:5: error: expected ';' before 'return'",
+        code=1,
+    )
+    documented(
+        "consumer_build_failed",
+        "the C compiler fails (`CC=` a broken compiler)",
+        outcome,
+        line,
+        tmp_path,
+    )
 
 
 def test_consumer_killed_by_signal(capfd, interop_build, tmp_path, fake_consumers) -> None:

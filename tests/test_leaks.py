@@ -41,6 +41,28 @@ def test_valgrind_summary_is_read() -> None:
     assert clean["definitely lost"] == (0, 0)
 
 
+def test_consumer_verdict_separates_valgrinds_leak_exit_from_a_crash(tmp_path: Path) -> None:
+    from tfinterop.run import ConsumerRun, ProcessFailure
+
+    log = tmp_path / "valgrind.log"
+    log.write_text(LOG)
+    ok = {"a": {"status": "ok"}, "b": {"status": "ok"}}
+
+    def run(returncode: int) -> ConsumerRun:
+        failure = ProcessFailure(["valgrind", "consumer"], returncode, False, "tail", 60.0)
+        return ConsumerRun("c", ["valgrind", "consumer"], jobs=dict(ok), failure=failure)
+
+    leaked = leaks.consumer_leak_report(run(leaks.VALGRIND_LEAK_EXIT), 2, log)
+    assert leaked.leaked and leaked.exit_status == leaks.VALGRIND_LEAK_EXIT
+    assert leaked.problems == [
+        f"leaks attributable to the consumer; stacks in {log}",
+        f"valgrind reported 3 error(s); see {log}",
+    ]
+    crashed = leaks.consumer_leak_report(run(-11), 3, log)
+    assert "`valgrind consumer` was killed by SIGSEGV; stderr tail: tail" in crashed.problems
+    assert "the consumer reported 2 of 3 jobs (exit status -11)" in crashed.problems
+
+
 @pytest.mark.parametrize("leak", [True, False])
 def test_check_sees_a_leak(tmp_path: Path, leak: bool) -> None:
     """The same valgrind invocation and verdict as the consumer's, on a program that loses one

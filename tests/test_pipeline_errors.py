@@ -98,3 +98,36 @@ def test_missing_consumer_binary_is_an_error_row(project_fixtures, manifests, tm
     assert all(
         c.status == "error" and "is not built (run `tfinterop build`)" in c.message for c in cells
     )
+
+
+@dataclass(frozen=True)
+class BrokenBuildConsumer(Consumer):
+    """A compiled consumer whose build fails, as a missing compiler or a syntax error would."""
+
+    needs_build = True
+
+    def build(self, build_dir: Path, *, force: bool = False):
+        from tfinterop.build import BuildError
+
+        raise BuildError(f"`cc {self.name}.c` exited with status 1; stderr tail: syntax error")
+
+    def command(self, build_dir: Path) -> list[str]:
+        return [sys.executable, str(FAKE), "perturb"]
+
+
+def test_a_failed_build_is_reported_and_the_other_consumers_still_build(tmp_path: Path) -> None:
+    from tfinterop.build import BuildOutcome, build_each
+
+    class Builds(BrokenBuildConsumer):
+        def build(self, build_dir: Path, *, force: bool = False):
+            return BuildOutcome(self.name, True, str(build_dir / self.name), 0.5)
+
+    broken = BrokenBuildConsumer("broken", "test double", frozenset({FROZEN}))
+    fine = Builds("fine", "test double", frozenset({FROZEN}))
+    interpreted = FakeConsumer("interpreted", "needs no build", frozenset({FROZEN}))
+    started: list[str] = []
+    outcomes = list(build_each(tmp_path, [broken, interpreted, fine], on_start=started.append))
+    assert started == ["broken", "fine"]
+    assert [(o.consumer, o.built) for o in outcomes] == [("broken", False), ("fine", True)]
+    assert outcomes[0].error == "`cc broken.c` exited with status 1; stderr tail: syntax error"
+    assert not outcomes[1].error

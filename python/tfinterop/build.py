@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,8 @@ class BuildOutcome:
     path: str
     seconds: float = 0.0
     detail: str = ""
+    error: str = ""
+    """Why the build failed (``build_each`` only; ``build_all`` raises instead)."""
 
 
 def project_root() -> Path:
@@ -84,11 +87,14 @@ def _tool_version(command: list[str]) -> str:
 def _run(
     command: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> None:
+    from .run import ProcessFailure
+
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if result.returncode != 0:
-        lines = (result.stderr + result.stdout).strip().splitlines()
-        tail = "\n".join(lines[-TAIL_LINES:])
-        raise BuildError(f"{what} failed: `{' '.join(command)}` exited {result.returncode}\n{tail}")
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        tail = " | ".join(lines[-TAIL_LINES:])
+        failure = ProcessFailure(command, result.returncode, False, tail, 0.0)
+        raise BuildError(f"{what} failed: {failure.describe()}")
 
 
 def c_compiler() -> str:
@@ -263,3 +269,23 @@ def build_all(
     from .consumers import buildable
 
     return [consumer.build(build_dir, force=force) for consumer in buildable(consumers)]
+
+
+def build_each(
+    build_dir: Path,
+    consumers: list[Consumer],
+    on_start: Callable[[str], None] = lambda name: None,
+) -> Iterator[BuildOutcome]:
+    """Build the consumers that need it one by one, yielding each outcome as it ends.
+
+    A failed build is an outcome with ``error`` set, not an exception: the run goes on and the
+    consumer's cells report it, while the other consumers still build and run.
+    """
+    from .consumers import buildable
+
+    for consumer in buildable(consumers):
+        on_start(consumer.name)
+        try:
+            yield consumer.build(build_dir)
+        except BuildError as exc:
+            yield BuildOutcome(consumer.name, False, "", error=str(exc))

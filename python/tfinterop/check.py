@@ -836,7 +836,7 @@ def run_check(
     for cell in cells:
         cell.message = one_line(cell.message)
     if expected is not None:
-        missing = {c.name: c.missing(settings.build_dir) for c in runnable}
+        missing = {c.name: settings.unavailable(c) for c in runnable}
         for cell in _expected_cells(runnable, runs, prepared, label, work, refs, missing):
             cell.message = one_line(cell.message)
             cells.append(cell)
@@ -1193,18 +1193,19 @@ def add_arguments(parser: Any) -> None:
     out.add_argument("--fixtures-dir", type=Path, default=None, help="where --save-fixture writes")
 
 
-def _build(consumers: list[Consumer], build_dir: Path, console: Any) -> None:
-    from .build import BuildError, build_all
-    from .consumers import buildable
+def _build(consumers: list[Consumer], build_dir: Path, console: Any) -> dict[str, str]:
+    """Build what needs it; returns the failed builds' errors by consumer."""
+    from .build import build_each
 
-    for consumer in buildable(consumers):
-        name = consumer.name
-        try:
-            for outcome in build_all(build_dir, consumers=[consumer]):
-                if outcome.built:
-                    console.print(f"[dim]built the {name} consumer in {outcome.seconds:.1f}s[/]")
-        except BuildError as exc:
-            console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
+    failures: dict[str, str] = {}
+    for outcome in build_each(build_dir, consumers):
+        name = outcome.consumer
+        if outcome.error:
+            console.print(f"[red]build of the {name} consumer failed:[/] {outcome.error}")
+            failures[name] = outcome.error
+        elif outcome.built:
+            console.print(f"[dim]built the {name} consumer in {outcome.seconds:.1f}s[/]")
+    return failures
 
 
 def main(
@@ -1222,9 +1223,8 @@ def main(
 
     options = options_from_args(args)
     consumers = registry.by_name(args.consumers)
-    if not args.no_build:
-        _build(consumers, args.build_dir, console)
-    settings = settings_from_args(args, environment)
+    failures = {} if args.no_build else _build(consumers, args.build_dir, console)
+    settings = settings_from_args(args, environment, build_failures=failures)
     result = run_check(
         options, consumers, settings, on_phase=lambda text: console.print(f"[dim]{text} ...[/]")
     )

@@ -382,7 +382,7 @@ def cmd_build(args: argparse.Namespace, console: Console) -> int:
 def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     environment = _apply_environment(args.onednn)
     from . import consumers as consumer_registry
-    from .build import BuildError, build_all
+    from .build import build_each
     from .export import export_fixtures
     from .fixtures import BrokenFixture, load_fixtures, shard_fixtures
     from .pipeline import (
@@ -438,22 +438,20 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
             refs += cases_from_manifest(fixture, outcome.manifest)
 
     started = time.perf_counter()
+    build_failures: dict[str, str] = {}
     if not args.no_build:
         wanted = consumer_registry.buildable(consumers)
         with progress.stage("build", len(wanted)) as stage:
-            for consumer in wanted:
-                name = consumer.name
-                stage.start(f"{name} consumer")
-                try:
-                    for outcome in build_all(args.build_dir, consumers=[consumer]):
-                        note = "built" if outcome.built else "up to date"
-                        stage.done(f"{name} consumer", note)
-                except BuildError as exc:
-                    stage.done(f"{name} consumer", "FAILED")
-                    console.print(f"[red]build of the {name} consumer failed:[/] {exc}")
+            for outcome in build_each(
+                args.build_dir, wanted, on_start=lambda name: stage.start(f"{name} consumer")
+            ):
+                note = "FAILED" if outcome.error else "built" if outcome.built else "up to date"
+                stage.done(f"{outcome.consumer} consumer", note)
+                if outcome.error:
+                    build_failures[outcome.consumer] = outcome.error
     timings["build_s"] = time.perf_counter() - started
 
-    settings = settings_from_args(args, environment)
+    settings = settings_from_args(args, environment, build_failures=build_failures)
     started = time.perf_counter()
     with progress.stage("run", len(consumers)) as stage:
         run_cells, consumer_info = run_consumers(

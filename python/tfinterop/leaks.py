@@ -11,7 +11,6 @@ consumer that did not finish; 2 on a usage problem. See docs/hardening.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from . import plan as plan_format
 from .build import project_root
 from .errors import UserError
+from .run import ConsumerRun, run_consumer
 from .tfenv import DEFAULT_CONSUMER_ENV
 
 DEFAULT_FIXTURES = ("linear", "binary_strings", "dtypes", "lookup_asset")
@@ -39,7 +39,6 @@ VALGRIND_OPTIONS = [
     # uninitialised reads inside TensorFlow's own kernels (Eigen, protobuf), not ours.
     "--undef-value-errors=no",
     "--num-callers=40",
-    "--error-exitcode=99",
 ]
 _KINDS = ("definitely lost", "indirectly lost", "possibly lost", "still reachable", "suppressed")
 
@@ -104,37 +103,44 @@ def parse_valgrind_log(text: str) -> tuple[dict[str, tuple[int, int]], int | Non
     return lost, int(errors[1].replace(",", "")) if errors else None
 
 
-def run_under_valgrind(
-    command: list[str],
-    log: Path,
-    *,
-    suppressions: Path | None,
-    environment: dict[str, str] | None = None,
-    timeout_s: float = 1800,
-) -> LeakReport:
+VALGRIND_LEAK_EXIT = 99
+"""valgrind's exit status when it found errors or leaks (``--error-exitcode``)."""
+
+
+def valgrind_command(log: Path, suppressions: Path | None) -> list[str]:
+    """The memcheck prefix that goes in front of a program's command."""
     valgrind = shutil.which("valgrind")
     if not valgrind:
         raise UserError("valgrind not found: `apt-get install valgrind` (see .ci/run)")
-    full = [valgrind, *VALGRIND_OPTIONS, f"--log-file={log}"]
+    command = [valgrind, *VALGRIND_OPTIONS, f"--error-exitcode={VALGRIND_LEAK_EXIT}"]
+    command.append(f"--log-file={log}")
     if suppressions is not None:
-        full.append(f"--suppressions={suppressions}")
-    full += command
-    started = time.perf_counter()
-    try:
-        result = subprocess.run(
-            full,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=environment,
-            timeout=timeout_s,
-            check=False,
-        )
-        status: int | None = result.returncode
-    except subprocess.TimeoutExpired:
-        status = None
-    report = LeakReport(full, status, time.perf_counter() - started, log=log)
+        command.append(f"--suppressions={suppressions}")
+    return command
+
+
+def report_from_log(
+    command: list[str], exit_status: int | None, seconds: float, log: Path
+) -> LeakReport:
+    report = LeakReport(command, exit_status, seconds, log=log)
     text = log.read_text(errors="replace") if log.exists() else ""
     report.lost, report.errors = parse_valgrind_log(text)
+    return report
+
+
+def run_under_valgrind(
+    command: list[str], log: Path, *, suppressions: Path | None, timeout_s: float = 1800
+) -> LeakReport:
+    """Any program under memcheck (consumers go through ``check``, which reads their results)."""
+    full = [*valgrind_command(log, suppressions), *command]
+    started = time.perf_counter()
+    try:
+        status: int | None = subprocess.run(
+            full, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+        ).returncode
+    except subprocess.TimeoutExpired:
+        status = None
+    report = report_from_log(full, status, time.perf_counter() - started, log)
     if status is None:
         report.job_problems.append(f"timed out after {timeout_s:.0f} s: `{' '.join(full)}`")
     return report
@@ -184,37 +190,40 @@ def check(
     reason = consumer.missing(build_dir)
     if reason:
         raise UserError(reason)
-    work.mkdir(parents=True, exist_ok=True)
     plan = leak_plan(names, jobs, work / "outputs", consumer_name)
-    plan_path, results = work / "plan.tsv", work / "results.jsonl"
-    plan_format.write(plan, plan_path)
-    results.unlink(missing_ok=True)
-    command = [*consumer.command(build_dir), "--plan", str(plan_path), "--results", str(results)]
-    report = run_under_valgrind(
-        command,
-        work / "valgrind.log",
-        suppressions=root / SUPPRESSIONS,
-        environment=dict(os.environ),
+    log = work / "valgrind.log"
+    run = run_consumer(
+        consumer,
+        plan,
+        work,
+        build_dir,
         timeout_s=timeout_s,
+        environment={
+            key: os.environ.get(key, value) for key, value in DEFAULT_CONSUMER_ENV.items()
+        },
+        wrapper=valgrind_command(log, root / SUPPRESSIONS),
     )
-    records = []
-    if results.exists():
-        for line in results.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                report.job_problems.append(f"unreadable results line: {line[:120]}")
-    job_records = [r for r in records if r.get("record") == "job"]
-    report.jobs_ok = sum(r.get("status") == "ok" for r in job_records)
-    for r in job_records:
-        if r.get("status") != "ok":
+    return consumer_leak_report(run, len(plan.jobs), log)
+
+
+def consumer_leak_report(run: ConsumerRun, planned_jobs: int, log: Path) -> LeakReport:
+    """valgrind's verdict plus the consumer's own: every planned job reported and ok."""
+    # Exit status 99 is valgrind saying "leaks": a verdict read from the log, not a crash.
+    leak_verdict = run.failure is not None and run.failure.returncode == VALGRIND_LEAK_EXIT
+    status = run.failure.returncode if run.failure else run.returncode
+    report = report_from_log(run.command, status, run.wall_s, log)
+    if run.failure and not leak_verdict:
+        report.job_problems.append(run.failure.describe())
+    report.job_problems += run.protocol_errors
+    report.jobs_ok = sum(job.get("status") == "ok" for job in run.jobs.values())
+    for job_id, job in run.jobs.items():
+        if job.get("status") != "ok":
             report.job_problems.append(
-                f"job {r.get('id')} failed at {r.get('stage')}: {r.get('error')}"
+                f"job {job_id} failed at {job.get('stage')}: {job.get('error')}"
             )
-    if len(job_records) != len(plan.jobs):
+    if len(run.jobs) != planned_jobs:
         report.job_problems.append(
-            f"the consumer reported {len(job_records)} of {len(plan.jobs)} jobs "
-            f"(exit status {report.exit_status})"
+            f"the consumer reported {len(run.jobs)} of {planned_jobs} jobs (exit status {status})"
         )
     return report
 

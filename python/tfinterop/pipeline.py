@@ -256,6 +256,15 @@ class RunSettings:
     environment: dict[str, str] = field(default_factory=dict)
     runs_dir: Path | None = None
     """Where run directories go (default ``build_dir/runs``; ``check`` uses its own)."""
+    build_failures: dict[str, str] = field(default_factory=dict)
+    """Consumers whose build failed in this run, with the error: their cells report it instead
+    of running a binary left by an earlier build, which would test stale code."""
+
+    def unavailable(self, consumer: Consumer) -> str | None:
+        """Why ``consumer`` cannot run now, or None."""
+        if consumer.name in self.build_failures:
+            return f"build failed: {self.build_failures[consumer.name]}"
+        return consumer.missing(self.build_dir)
 
 
 def settings_from_args(args: Any, environment: dict[str, str], **overrides: Any) -> RunSettings:
@@ -292,7 +301,7 @@ def run_consumers(
     cells: list[Cell] = []
     runnable: list[tuple[Consumer, plan_format.Plan]] = []
     for consumer in consumers:
-        missing = consumer.missing(settings.build_dir)
+        missing = settings.unavailable(consumer)
         if missing:
             for ref in refs:
                 expectation = cell_expectation(consumer, ref)

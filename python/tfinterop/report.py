@@ -25,6 +25,9 @@ from rich.text import Text
 from .errors import UserError
 from .pipeline import FAILING, STATUSES, Cell, unsupported_format
 
+MAX_NAMED_CELLS = 4
+"""Cells named on one console line of a repeated message; the rest are counted."""
+
 STATUS_STYLE = {
     "pass": "green",
     "fail": "bold red",
@@ -100,13 +103,24 @@ def render_rows(rows: list[dict[str, Any]], console: Console) -> None:
             f"({hidden} cells not shown: the consumer does not load that format; they are in the "
             "JSON/HTML reports)"
         )
+    # Cells sharing one message (a consumer that is not built, a fixture that failed to
+    # export) are printed once, naming them all, so the cause is not buried in repeats.
+    same_message: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row["status"] == "pass" or not row.get("message") or unsupported_format(row):
             continue
+        same_message.setdefault((str(row["status"]), str(row["message"])), []).append(row)
+    for (status, message), group in same_message.items():
+        names = [_cell_name(row) for row in group]
+        if len(names) > MAX_NAMED_CELLS:
+            names = [
+                *names[: MAX_NAMED_CELLS - 1],
+                f"{len(names) - MAX_NAMED_CELLS + 1} more cells",
+            ]
         console.print(
-            Text(f"{str(row['status']).upper()} ", style=STATUS_STYLE.get(row["status"], ""))
-            + Text(f"{_cell_name(row)}: ", style="bold")
-            + Text(str(row["message"]))
+            Text(f"{status.upper()} ", style=STATUS_STYLE.get(status, ""))
+            + Text(f"{', '.join(names)}: ", style="bold")
+            + Text(message)
         )
     counts = Counter(str(r["status"]) for r in rows)
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])

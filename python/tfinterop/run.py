@@ -58,6 +58,8 @@ class ConsumerRun:
     failure: ProcessFailure | None = None
     protocol_errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    returncode: int | None = None
+    """None until the process ended (or when it never started, or was killed at the timeout)."""
 
 
 def _tail(path: Path) -> str:
@@ -125,6 +127,7 @@ def run_consumer(
             returncode = process.wait()
             timed_out = True
     run.wall_s = time.perf_counter() - started
+    run.returncode = None if timed_out else returncode
     _read_results(run, results_path)
     if timed_out or returncode not in (0, 1):
         run.failure = ProcessFailure(command, returncode, timed_out, _tail(stderr_path), timeout_s)
