@@ -389,6 +389,19 @@ def test_npz_header_lies_about_its_size(capfd, build_dir, tmp_path) -> None:
     documented("npz_header_too_large", what, outcome, line, tmp_path)
 
 
+def test_npz_expanding_past_the_limit(capfd, build_dir, tmp_path, monkeypatch) -> None:
+    """A compressed archive far larger unpacked than on disk (a zip bomb, scaled down: the
+    limit is lowered to 1 MiB so the test need not compress gigabytes)."""
+    monkeypatch.setenv("TFINTEROP_MAX_INPUT_BYTES", str(1 << 20))
+    inputs = tmp_path / "in.npz"
+    np.savez_compressed(inputs, x=np.zeros((1 << 20,), np.int32))
+    assert inputs.stat().st_size < 10_000
+    outcome = tfinterop(capfd, *check_args(tmp_path, build_dir, ADDITION, "--inputs", inputs))
+    line = refused(outcome, "its arrays expand to 4,194,432 bytes, over the 1,048,576-byte limit")
+    what = "a compressed `.npz` expanding 500x (limit lowered to 1 MiB)"
+    documented("npz_expands_past_limit", what, outcome, line, tmp_path)
+
+
 def test_npy_instead_of_npz(capfd, build_dir, tmp_path) -> None:
     inputs = tmp_path / "in.npy"
     np.save(inputs, np.int32(1))

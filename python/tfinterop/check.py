@@ -71,6 +71,10 @@ EXAMPLE_KINDS = ("float", "int", "bytes")
 MAX_GENERATED_BYTES = 1 << 30
 """Generated inputs above 1 GiB are refused before anything is allocated: a mistyped
 ``--dim`` or a model declaring a (2**40,) input must not exhaust the machine's memory."""
+MAX_INPUT_BYTES_VARIABLE = "TFINTEROP_MAX_INPUT_BYTES"
+DEFAULT_MAX_INPUT_BYTES = 4 << 30
+"""``--inputs`` archives expanding beyond this (default 4 GiB) are refused before decompression:
+a compressed ``.npz`` of zeros is a few MB per GiB, and every consumer loads every input."""
 STRING_ELEMENT_BYTES = 64
 """What one generated string element costs (a Python bytes object), for that limit."""
 
@@ -218,6 +222,16 @@ def _folder(signature: str) -> str:
     return "graph" if signature == GRAPH_SIGNATURE else _safe(signature)
 
 
+def _max_input_bytes() -> int:
+    value = os.environ.get(MAX_INPUT_BYTES_VARIABLE, "")
+    if not value:
+        return DEFAULT_MAX_INPUT_BYTES
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"{MAX_INPUT_BYTES_VARIABLE}={value!r} is not a number of bytes") from None
+
+
 def _check_npz_members(path: Path, what: str) -> None:
     """Refuse, from the headers alone, what ``np.load`` would unpickle or over-allocate:
     object arrays, and headers declaring more data than the member holds."""
@@ -227,8 +241,16 @@ def _check_npz_members(path: Path, what: str) -> None:
         raise UserError(
             f"{what} {path}: not an .npz archive (write one with np.savez(FILE, KEY=array))"
         )
+    limit = _max_input_bytes()
     try:
         with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+            if expanded > limit:
+                raise UserError(
+                    f"{what} {path}: its arrays expand to {expanded:,} bytes, over the "
+                    f"{limit:,}-byte limit (a compressed .npz can hold far more than its file "
+                    f"size); give smaller inputs, or raise {MAX_INPUT_BYTES_VARIABLE}"
+                )
             for info in archive.infolist():
                 name = info.filename.removesuffix(".npy")
                 with archive.open(info) as member:
