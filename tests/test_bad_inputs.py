@@ -561,10 +561,19 @@ def test_fixture_raising_in_build_fails_alone(capfd, interop_build, tmp_path) ->
 
 
 def test_duplicate_fixture_names(capfd, interop_build, tmp_path) -> None:
-    directory = fixtures_dir(tmp_path, first={"name": "same"}, second={"name": "same"})
+    directory = fixtures_dir(
+        tmp_path, first={"name": "same"}, second={"name": "same"}, other={"name": "other"}
+    )
     outcome = interop(capfd, interop_build, directory, "-c", "c")
-    line = refused(outcome, "duplicate fixture name 'same' in ", "must be unique")
-    documented("duplicate_fixture_names", "two files declare `same`", outcome, line, tmp_path)
+    assert "2 cells: 1 pass, 1 error" in outcome.text, outcome.text  # `other` still ran
+    line = refused(
+        outcome,
+        "ERROR same / c / * / *: fixture failed to load: duplicate fixture name 'same' in "
+        "second.py and first.py; fixture names must be unique",
+        code=1,
+    )
+    what = "two files declare `same` (a third fixture still runs)"
+    documented("duplicate_fixture_names", what, outcome, line, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -341,10 +341,14 @@ def load_fixtures(
             continue
         for item in declared:
             if item.name in seen:
-                raise UserError(
-                    f"duplicate fixture name {item.name!r} in {path} and {seen[item.name]}; "
-                    "fixture names must be unique"
+                # Which of the two was meant is unknowable: both fail, every other fixture runs.
+                error = (
+                    f"duplicate fixture name {item.name!r} in {path.name} and "
+                    f"{seen[item.name].name}; fixture names must be unique"
                 )
+                index = next(i for i, f in enumerate(found) if f.name == item.name)
+                found[index] = BrokenFixture(item.name, path, error)
+                continue
             seen[item.name] = path
             found.append(item)
     if names is not None:
