@@ -61,7 +61,8 @@ def project_root() -> Path:
     )
 
 
-def _digest(paths: list[Path], extra: list[str], root: Path) -> str:
+def content_digest(paths: list[Path], extra: list[str], root: Path) -> str:
+    """A build fingerprint: the files (by path below ``root`` and content) and ``extra``."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(str(path.relative_to(root)).encode())
@@ -84,9 +85,11 @@ def _tool_version(command: list[str]) -> str:
     )
 
 
-def _run(
+def run_build_step(
     command: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> None:
+    """Run one build command; a failure is a BuildError naming the command, its exit status
+    or signal, and the tail of its output."""
     from .run import ProcessFailure
 
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
@@ -130,7 +133,7 @@ def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     out_dir = c_binary(build_dir, tf).parent
     binary = out_dir / C_BINARY
     command = c_build_command(tf, sources, binary)
-    fingerprint = _digest(
+    fingerprint = content_digest(
         sources + headers, [*command, _tool_version([c_compiler(), "--version"]), tf.version], root
     )
     stamp = out_dir / "fingerprint"
@@ -139,7 +142,7 @@ def build_c(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     temporary = out_dir / f".{C_BINARY}.tmp{os.getpid()}"
-    _run(c_build_command(tf, sources, temporary), "C consumer build")
+    run_build_step(c_build_command(tf, sources, temporary), "C consumer build")
     os.replace(temporary, binary)
     stamp.write_text(fingerprint)
     return BuildOutcome("c", True, str(binary), time.perf_counter() - started, " ".join(command))
@@ -221,7 +224,7 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     ]
     scripts = Path(sysconfig.get_path("scripts"))
     binary = scripts / RUST_BINARY
-    fingerprint = _digest(
+    fingerprint = content_digest(
         sources, [_tool_version(["rustc", "--version"]), tf.version, config.read_text()], root
     )
     stamp = Path(sys.prefix) / f"{RUST_BINARY}.fingerprint"
@@ -236,7 +239,7 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     wheel_dir = build_dir / "wheels"
     shutil.rmtree(wheel_dir, ignore_errors=True)
     environment = dict(os.environ, CARGO_TARGET_DIR=str((build_dir / "cargo-target").resolve()))
-    _run(
+    run_build_step(
         [
             maturin,
             "build",
@@ -257,7 +260,7 @@ def build_rust(build_dir: Path, *, force: bool = False) -> BuildOutcome:
     wheels = sorted(wheel_dir.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"maturin produced {len(wheels)} wheels in {wheel_dir}, expected 1")
-    _run(_installer(wheels[0]), "installing the Rust consumer wheel")
+    run_build_step(_installer(wheels[0]), "installing the Rust consumer wheel")
     stamp.write_text(fingerprint)
     return BuildOutcome("rust", True, str(binary), time.perf_counter() - started)
 

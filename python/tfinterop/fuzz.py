@@ -13,7 +13,6 @@ See docs/hardening.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import re
@@ -24,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import project_root
+from .build import content_digest, project_root, run_build_step
 from .errors import UserError
 
 CLANG_FLAGS = [
@@ -99,20 +98,13 @@ def build_c_target(target: str, out_dir: Path) -> Path:
     binary = out_dir / f"c-{target}"
     sources = [root / "fuzz" / f"fuzz_{target}.c", *(root / "src" / s for s in C_SOURCES[target])]
     command = [clang, *CLANG_FLAGS, f"-I{root / 'src'}", *map(str, sources), "-o", str(binary)]
-    digest = hashlib.sha256(" ".join(command).encode())
-    for source in [*sources, *sorted((root / "src").glob("*.h"))]:
-        digest.update(source.read_bytes())
+    fingerprint = content_digest([*sources, *(root / "src").glob("*.h")], command, root)
     stamp = binary.with_suffix(".fingerprint")
-    if binary.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
+    if binary.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return binary
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise UserError(
-            f"building fuzz target c-{target} failed: `{' '.join(command)}` exited "
-            f"{result.returncode}\n{_tail(result.stderr + result.stdout)}"
-        )
-    stamp.write_text(digest.hexdigest())
+    run_build_step(command, f"building fuzz target c-{target}")
+    stamp.write_text(fingerprint)
     return binary
 
 
@@ -174,12 +166,7 @@ def run_rust(target: str, seconds: int, work: Path, sanitizer: str = "address") 
         f"--sanitizer={sanitizer}",
         name,
     ]
-    result = subprocess.run(build, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise UserError(
-            f"building fuzz target {target} failed: `{' '.join(build)}` exited "
-            f"{result.returncode}\n{_tail(result.stderr)}"
-        )
+    run_build_step(build, f"building fuzz target {target}", env=env)
     command = [
         "cargo",
         "fuzz",
