@@ -263,16 +263,16 @@ def explain_with_profiles(
             ratio.explanation += "; no instruction profile: " + "; ".join(
                 p.summary() for p in (slow, fast) if p is not None
             )
-        elif usable:
-            profiled = usable[0]
+        else:
+            (profiled,) = usable
+            other = slow if profiled is fast else fast
             tensorflow_share = sum(
                 count for name, count in profiled.by_object.items() if "tensorflow" in name
             ) / max(profiled.per_run, 1)
             ratio.explanation += (
                 f"; callgrind: {profiled.summary()}: {tensorflow_share:.0%} of it inside "
                 "libtensorflow, so the gap lies in TensorFlow's runtime, not in the binding "
-                f"(the other consumer is not profiled: "
-                f"{(slow if profiled is fast else fast).error if slow and fast else 'n/a'})"
+                f"(the other consumer is not profiled: {other.error if other else 'n/a'})"
             )
 
 

@@ -209,17 +209,13 @@ def default_label(path: Path) -> str:
     return "/".join(parts)
 
 
-def _safe(name: str) -> str:
-    return tensors.safe_file_name(name)
-
-
 def one_line(message: str) -> str:
     """TensorFlow's multi-line errors (kernel lists, ``[[node]]`` trailers) on one line."""
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _folder(signature: str) -> str:
-    return "graph" if signature == GRAPH_SIGNATURE else _safe(signature)
+    return "graph" if signature == GRAPH_SIGNATURE else tensors.safe_file_name(signature)
 
 
 def _max_input_bytes() -> int:
@@ -612,7 +608,7 @@ def _prepare(
                     f"--inputs has no array for input {key!r} and it cannot be generated: {exc}"
                 ) from None
             prepared.generated[key] = how
-        path = work / "inputs" / folder / f"{_safe(key)}.npy"
+        path = work / "inputs" / folder / f"{tensors.safe_file_name(key)}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors.write_tensor(path, array)
         prepared.case.inputs.append(
@@ -626,7 +622,7 @@ def _prepare(
     for key, tensor, dtype in spec.outputs:
         if not tensor:
             raise UserError(f"signature {spec.signature}: output {key!r} is not a dense tensor")
-        path = work / "reference" / folder / f"{_safe(key)}.npy"
+        path = work / "reference" / folder / f"{tensors.safe_file_name(key)}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         prepared.case.outputs.append(TensorEntry(key, tensor, dtype, [], str(path)))
     if expected is not None:
@@ -647,7 +643,7 @@ def _prepare(
 def _work_dir(options: CheckOptions, label: str) -> Path:
     root = options.work_dir or options.build_dir / "check"
     digest = hashlib.sha256(str(options.path.resolve()).encode()).hexdigest()[:8]
-    model_dir = root / f"{_safe(label)}-{digest}"
+    model_dir = root / f"{tensors.safe_file_name(label)}-{digest}"
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
         old = sorted(
@@ -759,7 +755,12 @@ def _expected_cells(
         for entry in item.case.outputs:
             if entry.key not in item.expected:
                 continue
-            path = work / "expected" / _folder(item.case.signature) / f"{_safe(entry.key)}.npy"
+            path = (
+                work
+                / "expected"
+                / _folder(item.case.signature)
+                / f"{tensors.safe_file_name(entry.key)}.npy"
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             dtype = tensors.write_tensor(path, item.expected[entry.key])
             outputs.append(

@@ -381,7 +381,6 @@ def cmd_build(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     environment = _apply_environment(args.onednn)
-    from . import consumers as consumer_registry
     from .build import build_each
     from .export import export_fixtures
     from .fixtures import BrokenFixture, load_fixtures, shard_fixtures

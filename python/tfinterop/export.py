@@ -95,7 +95,7 @@ def cached_manifest(fixture: Fixture, root: Path, key: str) -> Manifest | None:
         return None
     try:
         manifest = Manifest.load(directory)
-    except (UserError, TypeError, KeyError):  # unreadable or from another version: re-export
+    except UserError:  # unreadable, or written by another version: re-export
         return None
     if manifest.cache_key != key:
         return None

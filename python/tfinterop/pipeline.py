@@ -356,10 +356,8 @@ def run_consumers(
         key=lambda i: -last_walls.get(runnable[i][0].name, len(runnable[i][1].jobs)),
     )
     with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-        ordered_runs = list(pool.map(execute, [runnable[i] for i in order]))
-    runs: list[ConsumerRun] = [ConsumerRun("", [])] * len(runnable)
-    for position, run in zip(order, ordered_runs, strict=True):
-        runs[position] = run
+        finished = dict(zip(order, pool.map(execute, [runnable[i] for i in order]), strict=True))
+    runs = [finished[i] for i in range(len(runnable))]
     _write_walls(walls_file, {**last_walls, **{r.consumer: r.wall_s for r in runs if r.jobs}})
     consumer_info: dict[str, dict[str, Any]] = {}
     for (consumer, _plan), run in zip(runnable, runs, strict=True):

@@ -33,11 +33,20 @@ POOL_SPIN = "thread-pool spin"
 
 @dataclass
 class CallgrindCosts:
-    """Exclusive instruction counts (event Ir) by shared object and by (object, function)."""
+    """Exclusive instruction counts (event Ir) by (shared object, function)."""
 
-    total: int = 0
-    by_object: dict[str, int] = field(default_factory=dict)
     by_function: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def by_object(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for (obj, _function), cost in self.by_function.items():
+            totals[obj] += cost
+        return dict(totals)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_function.values())
 
 
 def parse_callgrind(text: str) -> CallgrindCosts:
@@ -48,7 +57,6 @@ def parse_callgrind(text: str) -> CallgrindCosts:
     names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}}
     obj, function = "???", "???"
     skip_next = False
-    by_object: dict[str, int] = defaultdict(int)
     by_function: dict[tuple[str, str], int] = defaultdict(int)
     events: list[str] = []
 
@@ -72,9 +80,7 @@ def parse_callgrind(text: str) -> CallgrindCosts:
             fields = line.split()
             if len(fields) < 2:
                 continue
-            cost = int(fields[1])
-            by_object[obj] += cost
-            by_function[(obj, function)] += cost
+            by_function[(obj, function)] += int(fields[1])
         elif line.startswith("ob="):
             obj = resolve("ob", line[3:])
         elif line.startswith("fn="):
@@ -87,7 +93,7 @@ def parse_callgrind(text: str) -> CallgrindCosts:
             events = line.split()[1:]
     if events and events[0] != "Ir":
         raise ValueError(f"callgrind output has events {events}, expected Ir first")
-    return CallgrindCosts(sum(by_object.values()), dict(by_object), dict(by_function))
+    return CallgrindCosts(dict(by_function))
 
 
 @dataclass
