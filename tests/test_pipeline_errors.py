@@ -131,3 +131,9 @@ def test_a_failed_build_is_reported_and_the_other_consumers_still_build(tmp_path
     assert [(o.consumer, o.built) for o in outcomes] == [("broken", False), ("fine", True)]
     assert outcomes[0].error == "`cc broken.c` exited with status 1; stderr tail: syntax error"
     assert not outcomes[1].error
+
+
+def test_a_consumer_named_twice_runs_once() -> None:
+    from tfinterop.consumers import by_name
+
+    assert [c.name for c in by_name(["c", "python", "c"])] == ["c", "python"]

@@ -155,4 +155,5 @@ def by_name(names: list[str] | None) -> list[Consumer]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(f"unknown consumer(s) {', '.join(unknown)}; available: {', '.join(known)}")
-    return [known[n] for n in names]
+    # Once each: a consumer named twice would run twice into the same run directory.
+    return [known[n] for n in dict.fromkeys(names)]
