@@ -574,7 +574,7 @@ def rerender(args: Any, console: Any) -> int:
 def run(args: Any, console: Any, environment: dict[str, str]) -> int:
     """The ``bench`` command: export (cached), build, measure every cell, print, write."""
     from . import consumers as consumer_registry
-    from .build import build_all
+    from .build import build_all, project_root
     from .report import write_json
 
     consumers = consumer_registry.by_name(args.consumers)
@@ -627,7 +627,8 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
         driver = min(time_command([*command, "--help"]) for _ in range(2))
         floor = floor_estimate(rows, interop_repeat=3, interop_warmup=1) + driver
         result.interop = {
-            "command": " ".join(command),
+            # Recorded relative to the checkout: benchmarks/ is committed, machine paths are not.
+            "command": " ".join(command).replace(f"{project_root()}/", ""),
             "driver_start_s": driver,
             "fixture_set": (
                 f"fixtures {', '.join(args.fixtures)}"
