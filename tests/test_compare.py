@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tfinterop.compare import compare
+from tfinterop.errors import UserError
 from tfinterop.fixtures import Tolerance
 
 EXACT = Tolerance(0.0, 0.0)
@@ -99,12 +100,12 @@ def test_failure_message_names_counts_worst_and_minimum_tolerance() -> None:
         "output probabilities: 2/16 elements differ beyond atol=1e-06 rtol=1e-06"
     )
     assert "at (2, 3)" in text and text.index("(2, 3)") < text.index("(0, 1)")  # worst first
-    assert result.min_atol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
-    assert result.min_rtol == pytest.approx(1e-3 - 1e-6, rel=1e-3)
-    # The suggested tolerance really passes, and a slightly smaller one does not.
-    assert compare(
-        "p", actual, expected, Tolerance(atol=result.min_atol * 1.0001, rtol=1e-6)
-    ).passed
+    # Rounded up to 3 significant figures: within 1% above the exact bound.
+    assert result.min_atol == pytest.approx(1e-3 - 1e-6, rel=1e-2)
+    assert result.min_rtol == pytest.approx(1e-3 - 1e-6, rel=1e-2)
+    # The suggested tolerance itself passes, and a slightly smaller one does not.
+    assert result.min_atol is not None
+    assert compare("p", actual, expected, Tolerance(atol=result.min_atol, rtol=1e-6)).passed
     assert not compare(
         "p", actual, expected, Tolerance(atol=result.min_atol * 0.99, rtol=1e-6)
     ).passed
@@ -130,3 +131,106 @@ def test_zero_size_and_scalar_outputs() -> None:
     ).passed
     assert compare("s", np.array(2.5), np.array(2.5), EXACT).passed
     assert not compare("s", np.array(2.5), np.array(2.0), EXACT).passed
+
+
+def test_complex_real_and_imaginary_parts_are_compared_separately() -> None:
+    nan = float("nan")
+    expected = np.array([complex(nan, 1.0)], dtype=np.complex128)
+    assert compare("z", expected.copy(), expected, EXACT).passed
+    # A NaN real part must not hide a different imaginary part.
+    result = compare("z", np.array([complex(nan, 2.0)]), expected, EXACT)
+    assert not result.passed and result.mismatches == 1 and result.max_abs == 1.0
+    assert not result.problems  # the NaN sits in the same part of both
+    swapped = compare("z", np.array([complex(1.0, nan)]), expected, Tolerance(1e9, 1e9))
+    assert not swapped.passed
+    assert swapped.problems == ["NaN positions differ (1 unexpected NaN, 1 expected NaN missing)"]
+    # Equal infinite parts: the finite parts decide, under the fixture's tolerance.
+    inf_expected = np.array([complex(np.inf, 1.0)], dtype=np.complex64)
+    inf_actual = np.array([complex(np.inf, 2.0)], dtype=np.complex64)
+    assert compare("z", inf_expected.copy(), inf_expected, EXACT).passed
+    off = compare("z", inf_actual, inf_expected, EXACT)
+    assert not off.passed and off.max_abs == 1.0
+    assert compare("z", inf_actual, inf_expected, Tolerance(1.0, 0.0)).passed
+
+
+def _printed(text: str, name: str) -> float | None:
+    import re
+
+    other = "rtol" if name == "atol" else "atol"
+    found = re.search(rf"\b{name}>=(\S+) \({other}=", text)
+    return float(found.group(1)) if found else None
+
+
+def test_printed_smallest_tolerances_really_pass_and_are_tight() -> None:
+    """Random failing outputs: the atol and rtol the message prints, typed back in, pass; 1%
+    less fails (the printed value is the smallest on its 3-significant-figure grid)."""
+    rng = np.random.default_rng(20240611)
+    checked = {"atol": 0, "rtol": 0}
+    dtypes = [
+        np.dtype(name) for name in ("float16", "float32", "float64", "complex64", "complex128")
+    ]
+    for _ in range(600):
+        dtype = dtypes[int(rng.integers(len(dtypes)))]
+        size = int(rng.integers(1, 20))
+        scale = 10.0 ** rng.uniform(-3, 3) if dtype == np.float16 else 10.0 ** rng.uniform(-6, 6)
+        expected = rng.standard_normal(size) * scale
+        noise = rng.standard_normal(size) * scale * 10.0 ** rng.uniform(-7, -1)
+        if dtype.kind == "c":
+            expected = expected + 1j * rng.standard_normal(size) * scale
+            noise = noise + 1j * rng.standard_normal(size) * scale * 1e-3
+        expected = expected.astype(dtype)
+        actual = (expected + noise).astype(dtype)
+        tolerance = Tolerance(
+            atol=float(rng.choice([0.0, scale * 10.0 ** rng.uniform(-9, -3)])),
+            rtol=float(rng.choice([0.0, 10.0 ** rng.uniform(-8, -3)])),
+        )
+        result = compare("y", actual, expected, tolerance)
+        if result.passed:
+            continue
+        text = result.summary()
+        for name in ("atol", "rtol"):
+            printed = _printed(text, name)
+            assert (printed is None) == (getattr(result, f"min_{name}") is None), text
+            if printed is None:
+                continue
+            checked[name] += 1
+            given = {"atol": tolerance.atol, "rtol": tolerance.rtol}
+            assert compare("y", actual, expected, Tolerance(**{**given, name: printed})).passed, (
+                text
+            )
+            if printed > 0:
+                less = Tolerance(**{**given, name: printed * 0.99})
+                assert not compare("y", actual, expected, less).passed, text
+    assert checked["atol"] > 300 and checked["rtol"] > 300, checked
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64"])
+def test_integer_differences_are_exact_beyond_two_to_the_53(dtype: str) -> None:
+    base = 2**60
+    expected = np.array([base, base, base], dtype=dtype)
+    actual = np.array([base + 1, base + 3, base], dtype=dtype)  # float64 sees no difference
+    result = compare("ids", actual, expected, EXACT)
+    assert not result.passed and result.mismatches == 2 and result.max_abs == 3.0
+    assert [w.index for w in result.worst] == [[1], [0]] and result.worst[0].abs_error == 3.0
+    assert "max |diff| 3," in result.summary()
+
+
+def test_integer_differences_across_the_whole_range_do_not_wrap() -> None:
+    info = np.iinfo(np.int64)
+    result = compare("i", np.array([info.max]), np.array([info.min]), EXACT)
+    assert result.max_abs == float(2**64 - 1) and result.worst[0].abs_error == float(2**64 - 1)
+    top = np.iinfo(np.uint64).max
+    unsigned = compare("u", np.array([0], np.uint64), np.array([top], np.uint64), EXACT)
+    assert unsigned.max_abs == float(top)
+    small = compare("b", np.array([-128], np.int8), np.array([127], np.int8), EXACT)
+    assert small.max_abs == 255.0
+
+
+@pytest.mark.parametrize(
+    ("atol", "rtol"),
+    [(float("nan"), 0.0), (0.0, float("nan")), (float("inf"), 0.0), (0.0, float("inf")), (-1, 0)],
+)
+def test_tolerance_must_be_finite_and_non_negative(atol: float, rtol: float) -> None:
+    # NaN would fail identical arrays, inf would pass anything: refuse them where they are given.
+    with pytest.raises(UserError, match=r"^tolerances must be finite numbers >= 0, got atol="):
+        Tolerance(atol=atol, rtol=rtol)

@@ -50,3 +50,18 @@ def test_missing_file_and_garbage(tmp_path: Path) -> None:
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     with pytest.raises(UserError, match="not a readable"):
         tensors.read_tensor(tmp_path / "bad.npy")
+
+
+def test_string_lengths_that_overflow_int64_are_refused(tmp_path: Path) -> None:
+    huge = 2**63 - 1
+    np.save(tmp_path / "s.npy", np.array([huge, huge, 2], dtype="<i8"))
+    (tmp_path / "s.npy.bytes").write_bytes(b"")
+    with pytest.raises(UserError, match=rf"lengths add up to {2 * huge + 2} bytes but"):
+        tensors.read_tensor(tmp_path / "s.npy", "string")
+
+
+def test_negative_string_length_is_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "s.npy", np.array([-1, 3], dtype="<i8"))
+    (tmp_path / "s.npy.bytes").write_bytes(b"ab")
+    with pytest.raises(UserError, match=r"s\.npy: string length -1 at element 0"):
+        tensors.read_tensor(tmp_path / "s.npy", "string")

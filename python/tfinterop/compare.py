@@ -5,13 +5,20 @@ Rules (numpy's ``isclose``/``assert_allclose`` semantics):
 * shape and dtype must match exactly;
 * floating point (float16/32/64, complex) passes elementwise when
   ``|actual - expected| <= atol + rtol * |expected|``; NaN must sit at the same positions
-  in both (NaN == NaN there); infinities must be equal; ``-0.0 == +0.0``;
-* integers, bools and strings (bytes) must be equal.
+  in both (NaN == NaN there); infinities must be equal; ``-0.0 == +0.0``. Complex numbers
+  apply the NaN and infinity rules to the real and imaginary parts separately; ``|.|`` is
+  the modulus of the parts' differences (and of the finite parts of ``expected``);
+* integers, bools and strings (bytes) must be equal (integer differences are exact).
+
+The "would pass with" hints print ``SIGNIFICANT`` figures and are checked against this rule:
+the printed value, typed back in, passes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import numpy as np
@@ -23,6 +30,10 @@ HISTOGRAM_BINS_PER_DECADE = 4
 HISTOGRAM_LOG10_RANGE = (-20.0, 20.0)
 """|a-b| outside this range lands in the first/last bin: bounds the JSON size."""
 TOP_K = (1, 5)
+SIGNIFICANT = 3
+"""Significant figures of the printed smallest passing tolerances."""
+GRID_NUDGES = 8
+"""Grid steps tried when the rounded-up bound still fails (float rounding in the rule)."""
 
 
 @dataclass
@@ -81,9 +92,11 @@ class OutputComparison:
     max_rel: float | None = None
     worst: list[WorstElement] = field(default_factory=list)
     min_atol: float | None = None
-    """Smallest atol (at the fixture's rtol) that would have passed; None if none would."""
+    """Smallest atol with SIGNIFICANT figures that passes at the fixture's rtol (checked by
+    the comparison rule); None if none would."""
     min_rtol: float | None = None
-    """Smallest rtol (at the fixture's atol) that would have passed; None if none would."""
+    """Smallest rtol with SIGNIFICANT figures that passes at the fixture's atol (checked by
+    the comparison rule); None if none would."""
     histogram: ErrorHistogram | None = None
     """Per-element |a-b| on log10 bins (numeric outputs of equal shape)."""
     top_k: TopKAgreement | None = None
@@ -106,9 +119,9 @@ class OutputComparison:
                 )
             hints = []
             if self.min_atol is not None:
-                hints.append(f"atol>={self.min_atol:.3g} (rtol={self.tolerance.rtol:g})")
+                hints.append(f"atol>={_hint(self.min_atol)} (rtol={self.tolerance.rtol:g})")
             if self.min_rtol is not None:
-                hints.append(f"rtol>={self.min_rtol:.3g} (atol={self.tolerance.atol:g})")
+                hints.append(f"rtol>={_hint(self.min_rtol)} (atol={self.tolerance.atol:g})")
             if hints:
                 parts.append("would pass with " + " or ".join(hints))
         return "; ".join([parts[0] + " " + parts[1], *parts[2:]]) if len(parts) > 1 else parts[0]
@@ -134,6 +147,11 @@ class OutputComparison:
             for w in self.worst
         ]
         return data
+
+
+def _hint(value: float) -> str:
+    """A grid value from ``_smallest_passing``: this prints it exactly."""
+    return f"{value:.{SIGNIFICANT}g}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -199,11 +217,12 @@ def _compare_exact(result: OutputComparison, actual: np.ndarray, expected: np.nd
         differs = actual != expected
     result.mismatches = int(np.count_nonzero(differs))
     if expected.dtype.kind in "iu" and expected.size:
-        diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+        diff = _integer_distance(actual, expected)
         result.max_abs = float(diff.max())
-        result.histogram = error_histogram(diff)
+        result.histogram = error_histogram(diff.astype(np.float64))
         if result.mismatches:
-            order = np.argsort(-diff, axis=None, kind="stable")[:WORST_SHOWN]
+            # ~diff orders uint64 descending without negation (which would wrap).
+            order = np.argsort(~diff, axis=None, kind="stable")[:WORST_SHOWN]
             indices = [np.unravel_index(i, expected.shape) for i in order if differs.reshape(-1)[i]]
             result.worst = [
                 WorstElement(
@@ -216,7 +235,7 @@ def _compare_exact(result: OutputComparison, actual: np.ndarray, expected: np.nd
             ]
         return
     if result.mismatches:
-        indices = np.argwhere(differs)[:WORST_SHOWN]
+        positions = np.argwhere(differs)[:WORST_SHOWN]
         result.worst = [
             WorstElement(
                 [int(x) for x in idx],
@@ -224,33 +243,58 @@ def _compare_exact(result: OutputComparison, actual: np.ndarray, expected: np.nd
                 _element(expected[tuple(idx)]),
                 None,
             )
-            for idx in indices
+            for idx in positions
         ]
+
+
+def _integer_distance(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``|actual - expected|`` as uint64, exact: the distance between two 64-bit integers
+    always fits in 64 unsigned bits, where float64 keeps only 53."""
+    wide = np.int64 if expected.dtype.kind == "i" else np.uint64
+    a = actual.astype(wide).astype(np.uint64)  # two's complement: subtraction mod 2**64
+    e = expected.astype(wide).astype(np.uint64)
+    return np.where(actual >= expected, a - e, e - a)
+
+
+def _parts(array: np.ndarray) -> list[np.ndarray]:
+    """float64 arrays the rules apply to: real and imaginary part of a complex array."""
+    if array.dtype.kind == "c":
+        wide = array.astype(np.complex128)
+        return [wide.real, wide.imag]
+    return [array.astype(np.float64)]
+
+
+def _failing(diff: np.ndarray, magnitude: np.ndarray, atol: float, rtol: float) -> np.ndarray:
+    """The comparison rule; NaN differences fail."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ~(diff <= atol + rtol * magnitude)
 
 
 def _compare_inexact(
     result: OutputComparison, actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance
 ) -> None:
-    wide = np.complex128 if expected.dtype.kind == "c" else np.float64
-    a = actual.astype(wide)
-    e = expected.astype(wide)
-    a_nan, e_nan = np.isnan(a), np.isnan(e)
-    nan_mismatch = a_nan != e_nan
-    if nan_mismatch.any():
-        extra, lost = int((a_nan & ~e_nan).sum()), int((e_nan & ~a_nan).sum())
-        result.problems.append(
-            f"NaN positions differ ({extra} unexpected NaN, {lost} expected NaN missing)"
-        )
-    both_nan = a_nan & e_nan
+    unexpected_nan = np.zeros(expected.shape, dtype=bool)
+    missing_nan = np.zeros(expected.shape, dtype=bool)
+    part_diffs, part_magnitudes = [], []
     with np.errstate(invalid="ignore", over="ignore"):
-        same_inf = np.isinf(a) & np.isinf(e) & (a == e)
-        diff = np.abs(a - e)
-        diff = np.where(both_nan | same_inf, 0.0, diff)
+        # Part by part: a NaN real part must not hide a different imaginary part.
+        for a, e in zip(_parts(actual), _parts(expected), strict=True):
+            a_nan, e_nan = np.isnan(a), np.isnan(e)
+            unexpected_nan |= a_nan & ~e_nan
+            missing_nan |= e_nan & ~a_nan
+            # a == e covers equal infinities and signed zeros; NaN == NaN at the same place.
+            part_diffs.append(np.where((a == e) | (a_nan & e_nan), 0.0, np.abs(a - e)))
+            part_magnitudes.append(np.where(np.isfinite(e), np.abs(e), 0.0))
+        nan_mismatch = unexpected_nan | missing_nan
+        if nan_mismatch.any():
+            extra, lost = int(unexpected_nan.sum()), int(missing_nan.sum())
+            result.problems.append(
+                f"NaN positions differ ({extra} unexpected NaN, {lost} expected NaN missing)"
+            )
+        diff = part_diffs[0] if len(part_diffs) == 1 else np.hypot(*part_diffs)
         diff = np.where(nan_mismatch, np.inf, diff)
-        magnitude = np.abs(e)
-        magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
-        allowed = tolerance.atol + tolerance.rtol * magnitude
-        failing = ~(diff <= allowed)
+        magnitude = part_magnitudes[0] if len(part_magnitudes) == 1 else np.hypot(*part_magnitudes)
+        failing = _failing(diff, magnitude, tolerance.atol, tolerance.rtol)
         relative = np.where(
             magnitude > 0,
             diff / np.where(magnitude > 0, magnitude, 1.0),
@@ -263,7 +307,7 @@ def _compare_inexact(
     result.max_rel = float(relative.max())
     result.histogram = error_histogram(diff)
     if expected.dtype.kind == "f":
-        result.top_k = top_k_agreement(a.real, e.real)
+        result.top_k = top_k_agreement(actual.astype(np.float64), expected.astype(np.float64))
     if result.mismatches:
         order = np.argsort(-np.where(failing, diff, -1.0), axis=None, kind="stable")[:WORST_SHOWN]
         for flat in order:
@@ -278,16 +322,70 @@ def _compare_inexact(
                     float(diff[idx]),
                 )
             )
-        finite = np.isfinite(diff)
-        if finite.all():
-            result.min_atol = float(np.max(diff - tolerance.rtol * magnitude).clip(min=0.0))
-            needed_rtol = np.where(
-                diff <= tolerance.atol,
-                0.0,
-                (diff - tolerance.atol) / np.where(magnitude > 0, magnitude, np.nan),
+        if np.isfinite(diff).all():
+            atol, rtol = tolerance.atol, tolerance.rtol
+            result.min_atol = _smallest_passing(
+                float(np.max(diff - rtol * magnitude).clip(min=0.0)),
+                lambda value: not _failing(diff, magnitude, value, rtol).any(),
             )
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                needed_rtol = np.where(
+                    diff <= atol, 0.0, (diff - atol) / np.where(magnitude > 0, magnitude, np.nan)
+                )
             if not np.isnan(needed_rtol).any():
-                result.min_rtol = float(needed_rtol.max())
+                result.min_rtol = _smallest_passing(
+                    float(needed_rtol.max()),
+                    lambda value: not _failing(diff, magnitude, atol, value).any(),
+                )
+
+
+def _smallest_passing(bound: float, passes: Callable[[float], bool]) -> float | None:
+    """The smallest value with SIGNIFICANT figures (what the message prints) that ``passes``.
+
+    ``bound`` is the analytic minimum. Rounding it up is not always enough: the rule is
+    evaluated in float and may still fail by an ulp, so step up the grid; and ``bound`` may
+    have lost precision to cancellation, so step down while a smaller value still passes.
+    None when no finite value passes within GRID_NUDGES steps."""
+    if not np.isfinite(bound):
+        return None
+    value: Decimal | None = _grid_ceil(bound)
+    for _ in range(GRID_NUDGES):
+        if value is None or not np.isfinite(float(value)):
+            return None
+        if passes(float(value)):
+            break
+        value = _grid_step(value, 1)
+    else:
+        return None
+    for _ in range(GRID_NUDGES):
+        lower = _grid_step(value, -1)
+        if lower is None or not passes(float(lower)):
+            break
+        value = lower
+    return float(value)
+
+
+def _grid_ceil(value: float) -> Decimal:
+    """``value`` rounded up to SIGNIFICANT figures, in exact decimal."""
+    exact = Decimal(value)
+    if exact == 0:
+        return exact
+    return exact.quantize(_grid_quantum(exact), rounding=ROUND_CEILING)
+
+
+def _grid_quantum(value: Decimal) -> Decimal:
+    return Decimal(1).scaleb(value.adjusted() - SIGNIFICANT + 1)
+
+
+def _grid_step(value: Decimal, direction: int) -> Decimal | None:
+    """The next (direction 1) or previous (-1) positive SIGNIFICANT-figure value."""
+    if value <= 0:
+        return None
+    quantum = _grid_quantum(value)
+    stepped = value + direction * quantum
+    if stepped.adjusted() < value.adjusted():  # 1.00e5 -> 9.99e4: the finer grid below
+        stepped = value - quantum / 10
+    return stepped if stepped > 0 else None
 
 
 def error_histogram(diff: np.ndarray) -> ErrorHistogram:

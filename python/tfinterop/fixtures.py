@@ -57,8 +57,11 @@ class Tolerance:
     rtol: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.atol < 0 or self.rtol < 0:
-            raise UserError(f"tolerances must be >= 0, got atol={self.atol} rtol={self.rtol}")
+        # Written so NaN fails too: a NaN tolerance fails identical arrays, inf passes anything.
+        if not (0 <= self.atol < float("inf") and 0 <= self.rtol < float("inf")):
+            raise UserError(
+                f"tolerances must be finite numbers >= 0, got atol={self.atol} rtol={self.rtol}"
+            )
 
     def __str__(self) -> str:
         return f"atol={self.atol:g} rtol={self.rtol:g}"

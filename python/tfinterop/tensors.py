@@ -141,16 +141,19 @@ def read_tensor(path: str | os.PathLike[str], dtype: str | None = None) -> np.nd
         blob = sidecar.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{sidecar}: missing bytes file of string tensor {path}") from None
-    lengths = array.reshape(-1)
-    if (lengths < 0).any() or int(lengths.sum()) != len(blob):
+    lengths = array.reshape(-1).tolist()
+    negative = next((i for i, length in enumerate(lengths) if length < 0), None)
+    if negative is not None:
+        raise UserError(f"{path}: string length {lengths[negative]} at element {negative} is < 0")
+    total = sum(lengths)  # Python ints: an int64 sum can wrap to exactly len(blob)
+    if total != len(blob):
         raise UserError(
-            f"{path}: string lengths add up to {int(lengths.sum())} bytes but {sidecar.name} "
-            f"holds {len(blob)}"
+            f"{path}: string lengths add up to {total} bytes but {sidecar.name} holds {len(blob)}"
         )
     out = np.empty(array.shape, dtype=object)
     flat = out.reshape(-1)
     offset = 0
-    for i, length in enumerate(lengths.tolist()):
+    for i, length in enumerate(lengths):
         flat[i] = blob[offset : offset + length]
         offset += length
     return out
