@@ -113,10 +113,8 @@ def _class_names(project_fixtures) -> tuple[str, ...]:
 
 def test_dtypes_covers_every_dtype_scalars_empty_and_both_batches(manifests) -> None:
     manifest = manifests["dtypes"]
-    wanted = {
-        "float16", "float32", "float64", "int8", "int16", "int32", "int64",
-        "uint8", "uint16", "bool", "complex64", "string",
-    }  # fmt: skip
+    wanted = set(tensors.SUPPORTED_DTYPES)  # every dtype the contract carries
+    assert {"uint32", "uint64", "complex128"} <= wanted
     for signature, batch in (("batch_1", 1), ("batch_n", 5)):
         c = case(manifest, "saved_model", signature)
         assert {e.dtype for e in c.inputs} >= wanted and {e.dtype for e in c.outputs} >= wanted
@@ -125,6 +123,26 @@ def test_dtypes_covers_every_dtype_scalars_empty_and_both_batches(manifests) -> 
         assert shapes["empty"] == (batch, 0) and shapes["empty_out"] == (batch, 0)
         assert shapes["f32"] == (batch, 3)
         assert int(read(manifest, c, "batch")) == batch
+
+
+def test_dtypes_unsigned_and_complex128_values_need_their_width(manifests) -> None:
+    """uint32/uint64 inputs beyond the signed range (read as int32/int64, or uint64 through a
+    double, they change) and complex128 parts a complex64 cannot hold."""
+    manifest = manifests["dtypes"]
+    c = case(manifest, "saved_model", "batch_n")
+    u32, u64 = read(manifest, c, "u32", "input"), read(manifest, c, "u64", "input")
+    assert (u32 >= 2**31).any() and (u64 >= 2**63).any()
+    assert (u64.astype(np.float64).astype(np.uint64) != u64).any()
+    assert np.array_equal(read(manifest, c, "u64_out"), u64 // np.uint64(7) + np.uint64(2**63))
+    # Floor division tells unsigned from signed: the same bits as int32 give other quotients.
+    assert np.array_equal(read(manifest, c, "u32_out"), u32 // np.uint32(3) + np.uint32(7))
+    signed = (u32.view(np.int32) // 3 + 7).view(np.uint32)
+    assert not np.array_equal(read(manifest, c, "u32_out"), signed)
+    c128 = read(manifest, c, "c128", "input")
+    assert c128.dtype == np.complex128
+    assert (c128.astype(np.complex64).astype(np.complex128) != c128).any()
+    out = read(manifest, c, "c128_out")
+    assert (out.astype(np.complex64).astype(np.complex128) != out).any()
 
 
 def test_binary_strings_hold_nul_non_utf8_and_out_of_line_strings(manifests) -> None:
@@ -335,10 +353,14 @@ def test_keras3_save_trap_saved_model_reloads_in_python(manifests) -> None:
 def test_tflite_models_hold_no_uninitialised_variables(manifests) -> None:
     """Converting a Keras 3 model with the model as trackable_obj leaves VAR_HANDLE ops that
     nothing initialises (NaN outputs); the exporter must have folded the weights in."""
+    assert TFLITE_FIXTURES
     for name in TFLITE_FIXTURES:
         manifest = manifests[name]
-        for c in (c for c in manifest.cases if c.format == "tflite"):
+        tflite = [c for c in manifest.cases if c.format == "tflite"]
+        assert tflite, f"{name} exported no tflite case: nothing to check"
+        for c in tflite:
             data = (manifest.directory / c.model).read_bytes()
+            assert data[4:8] == b"TFL3", (name, c.signature)  # a TFLite flatbuffer at all
             assert b"VarHandle" not in data and b"VAR_HANDLE" not in data, (name, c.signature)
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from tfinterop import tensors
 from tfinterop.consumers import FROZEN, SAVED_MODEL, Consumer
-from tfinterop.pipeline import RunSettings, cases_from_manifest, run_consumers
+from tfinterop.fixtures import Tolerance
+from tfinterop.manifest import Case, TensorEntry
+from tfinterop.pipeline import CaseRef, RunSettings, cases_from_manifest, compare_job, run_consumers
 
 FAKE = Path(__file__).with_name("fake_consumer.py")
 
@@ -24,11 +29,10 @@ class FakeConsumer(Consumer):
 
 def run_fake(mode: str, project_fixtures, manifests, tmp_path: Path, timeout_s: float = 120.0):
     consumer = FakeConsumer(f"fake-{mode}", "test double", frozenset({FROZEN, SAVED_MODEL}), mode)
-    refs = [
-        ref
-        for ref in cases_from_manifest(project_fixtures["linear"], manifests["linear"])
-        if ref.case.format in ("frozen", "saved_model")  # the fake wraps the Python consumer
-    ]
+    # linear's tflite case too: the fake (like the Python consumer it wraps) does not load
+    # tflite, so that pair is no cell at all (not a skip) and no job in its plan.
+    refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
+    assert "tflite" in {ref.case.format for ref in refs}
     settings = RunSettings(build_dir=tmp_path, timeout_s=timeout_s, repeat=1, warmup=0)
     cells, _ = run_consumers([consumer], refs, settings)
     assert [c.format for c in cells] == ["frozen", "saved_model"]
@@ -45,15 +49,18 @@ def test_perturbed_output_is_a_failure_with_the_numbers(project_fixtures, manife
 
 
 @pytest.mark.parametrize(
-    ("mode", "expected"),
+    ("mode", "status", "expected"),
     [
-        ("wrong_dtype", "dtype float64 != expected float32"),
-        ("wrong_shape", "shape (63,) != expected (64,)"),
+        # Writing float64 for a float32 graph output breaks the contract: an error, not a fail.
+        ("wrong_dtype", "error", "declares dtype float64, but the graph's output is float32"),
+        ("wrong_shape", "fail", "shape (63,) != expected (64,)"),
     ],
 )
-def test_wrong_dtype_or_shape_is_named(mode, expected, project_fixtures, manifests, tmp_path):
+def test_wrong_dtype_or_shape_is_named(
+    mode, status, expected, project_fixtures, manifests, tmp_path
+):
     for cell in run_fake(mode, project_fixtures, manifests, tmp_path):
-        assert cell.status == "fail" and expected in cell.message
+        assert cell.status == status and expected in cell.message
 
 
 def test_consumer_exiting_nonzero_shows_command_status_and_stderr(
@@ -89,12 +96,10 @@ def test_missing_consumer_binary_is_an_error_row(project_fixtures, manifests, tm
     from tfinterop.consumers import CConsumer
 
     consumer = CConsumer("c", "C", frozenset({FROZEN, SAVED_MODEL}))
-    refs = [
-        ref
-        for ref in cases_from_manifest(project_fixtures["linear"], manifests["linear"])
-        if ref.case.format != "tflite"  # a format C does not load is a skip, not an error
-    ]
+    refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
     cells, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path / "nothing-built"))
+    # One error per case C loads (an empty list would pass `all()`); tflite is no cell.
+    assert [c.format for c in cells] == ["frozen", "saved_model"]
     assert all(
         c.status == "error" and "is not built (run `tfinterop build`)" in c.message for c in cells
     )
@@ -137,3 +142,96 @@ def test_a_consumer_named_twice_runs_once() -> None:
     from tfinterop.consumers import by_name
 
     assert [c.name for c in by_name(["c", "python", "c"])] == ["c", "python"]
+
+
+def _case_ref(directory: Path, dtype: str, expected: np.ndarray) -> CaseRef:
+    """One frozen case with one output ``y`` whose reference is ``expected``."""
+    tensors.write_tensor(directory / "y.npy", expected)
+    entry = TensorEntry("y", "Identity:0", dtype, list(expected.shape), "y.npy")
+    case = Case("frozen", "serving_default", "m.pb", [], [entry])
+    return CaseRef("fx", case, directory, lambda key: Tolerance(0.0, 0.0), lambda *a: None, {})
+
+
+def _record(path: Path, dtype: str) -> dict[str, Any]:
+    output = {"key": "y", "tensor": "Identity:0", "dtype": dtype, "shape": [3], "file": str(path)}
+    return {"record": "job", "id": "fx/frozen/serving_default", "status": "ok", "outputs": [output]}
+
+
+@pytest.mark.parametrize(
+    ("declared", "written", "rule"),
+    [
+        # Declared float64, the file holds the reference's float32: used to pass unnoticed.
+        ("float64", np.float32, "declares dtype float64, but the graph's output is float32"),
+        # Declared as the reference, but the file holds float64: was a plain value failure.
+        ("float32", np.float64, "declares dtype float32, but the file holds float64"),
+    ],
+)
+def test_declared_dtype_must_be_the_references_and_the_files(
+    tmp_path: Path, declared: str, written: type, rule: str
+) -> None:
+    values = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    ref = _case_ref(tmp_path, "float32", values)
+    (tmp_path / "out").mkdir()
+    tensors.write_tensor(tmp_path / "out" / "y.npy", values.astype(written))
+    cell = compare_job(ref, "fake", _record(tmp_path / "out" / "y.npy", declared), None)
+    assert cell.status == "error", cell.message
+    assert cell.message.startswith("output y: fake broke the contract") and rule in cell.message
+
+
+def test_string_output_declared_numeric_is_a_contract_error(tmp_path: Path) -> None:
+    ref = _case_ref(tmp_path, "string", np.array([b"a", b"bc", b""], dtype=object))
+    (tmp_path / "out").mkdir()
+    np.save(tmp_path / "out" / "y.npy", np.array([1, 2, 0], dtype="<i8"))  # lengths, no bytes
+    cell = compare_job(ref, "fake", _record(tmp_path / "out" / "y.npy", "int64"), None)
+    assert cell.status == "error"
+    assert "declares dtype int64, but the graph's output is string" in cell.message
+
+
+ELSEWHERE_CONSUMER = """
+import json, shutil, sys
+from pathlib import Path
+
+import numpy as np
+
+from tfinterop.consumers.python_runner import main
+
+argv = sys.argv[1:]
+results = Path(argv[argv.index("--results") + 1])
+status = main(argv)
+records = [json.loads(line) for line in results.read_text().splitlines()]
+for record in records:
+    for output in record.get("outputs", []):
+        # The right values go elsewhere; the plan's file gets zeros.
+        moved = output["file"] + ".elsewhere.npy"
+        shutil.copy(output["file"], moved)
+        np.save(output["file"], np.zeros_like(np.load(output["file"])))
+        output["file"] = moved
+results.write_text("".join(json.dumps(r) + "\\n" for r in records))
+raise SystemExit(status)
+"""
+
+
+@dataclass(frozen=True)
+class ScriptConsumer(Consumer):
+    script: str = ""
+
+    def command(self, build_dir: Path) -> list[str]:
+        return [sys.executable, self.script]
+
+
+def test_output_file_other_than_the_plans_is_a_contract_error(
+    project_fixtures, manifests, tmp_path
+):
+    script = tmp_path / "elsewhere_consumer.py"
+    script.write_text(ELSEWHERE_CONSUMER)
+    consumer = ScriptConsumer("elsewhere", "test double", frozenset({FROZEN}), str(script))
+    refs = [
+        ref
+        for ref in cases_from_manifest(project_fixtures["linear"], manifests["linear"])
+        if ref.case.format == "frozen"
+    ]
+    cells, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path, repeat=1))
+    [cell] = cells
+    assert cell.status == "error", cell.message
+    assert cell.message.startswith("output y: elsewhere broke the contract")
+    assert ".elsewhere.npy" in cell.message and "the plan asked for" in cell.message

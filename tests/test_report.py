@@ -7,6 +7,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -211,6 +212,93 @@ def test_markdown_has_counts_matrix_and_failure_messages() -> None:
     failure = doc["rows"][2]["message"]
     assert failure.startswith("output logits: 1/80") and failure in text
     assert "expected failure: the crate cannot carry" in text
+
+
+# --- not-applicable pairs ---------------------------------------------------------------------
+
+DECLARED_SKIP = "declared: c skips this on purpose"
+
+
+def planned_cells(tmp_path: Path) -> list[Cell]:
+    """The pipeline's own cell planning for one fixture in all three formats, every real
+    consumer, and one declared skip (c on saved_model). Every consumer is unavailable (a
+    failed build), so nothing runs: the applicable pairs are errors, the declared one a skip."""
+    from tfinterop.consumers import ALL_CONSUMERS
+    from tfinterop.fixtures import Expectation
+    from tfinterop.manifest import Case, TensorEntry
+    from tfinterop.pipeline import CaseRef, RunSettings, run_consumers
+
+    def expectation_for(consumer: str, fmt: str, signature: str) -> Expectation | None:
+        declared = (consumer, fmt) == ("c", "saved_model")
+        return Expectation("skip", DECLARED_SKIP) if declared else None
+
+    entry = TensorEntry("x", "x:0", "float32", [2], "inputs/x.npy")
+    refs = [
+        CaseRef(
+            "classifier",
+            Case(fmt, "serving_default", f"model.{fmt}", [entry], [entry]),
+            tmp_path,
+            lambda key: TOLERANCE,
+            expectation_for,
+            {},
+        )
+        for fmt in ("frozen", "saved_model", "tflite")
+    ]
+    failed = {c.name: "`cc` exited with status 1" for c in ALL_CONSUMERS}
+    settings = RunSettings(build_dir=tmp_path, build_failures=failed)
+    cells, _ = run_consumers(list(ALL_CONSUMERS), refs, settings)
+    return cells
+
+
+def test_not_applicable_pairs_are_no_cells_in_any_report(tmp_path: Path) -> None:
+    """A consumer that does not load a format has no cell there: not a SKIP, not counted,
+    not listed; console, JSON, JUnit, Markdown and HTML all say 7 cells, 1 (declared) skip."""
+    cells = planned_cells(tmp_path)
+    pairs = {(c.consumer, c.format) for c in cells}
+    assert pairs == {
+        *((name, fmt) for name in ("python", "rust", "c") for fmt in ("frozen", "saved_model")),
+        ("tflite", "tflite"),
+    }
+    assert len(cells) == len(pairs) == 7
+    skips = [c for c in cells if c.status == "skip"]
+    assert [(c.consumer, c.format, c.message) for c in skips] == [
+        ("c", "saved_model", DECLARED_SKIP)
+    ]
+
+    console = Console(file=io.StringIO(), width=200)
+    report.render_table(cells, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert text.count("SKIP") == 2  # the table row and its reason line
+    assert f"SKIP classifier / c / saved_model / serving_default: {DECLARED_SKIP}" in text
+    assert text.rstrip().endswith("7 cells: 6 error, 1 skip")
+
+    doc = report.document(cells, ENVIRONMENT)
+    assert doc["summary"]["total"] == 7 and doc["summary"]["skip"] == 1
+    assert len(doc["rows"]) == 7
+
+    root = ET.fromstring(report.render_junit(doc))
+    assert (root.get("tests"), root.get("skipped"), root.get("errors")) == ("7", "1", "6")
+    skipped = root.findall(".//skipped")
+    assert [s.get("message") for s in skipped] == [f"skip: {DECLARED_SKIP}"]
+
+    markdown = report.render_markdown(doc)
+    assert markdown.startswith("## tfinterop ❌ 7 cells: 6 error, 1 skip")
+    assert markdown.count("⏭️ skip") == 1
+    # The tflite row is empty under python, rust and c; the others empty under tflite.
+    assert "| classifier | tflite | serving_default |  |  |  | 💥 error |" in markdown
+    assert (
+        "| classifier | frozen | serving_default | 💥 error | 💥 error | 💥 error |  |" in markdown
+    )
+
+    page = _Page()
+    page.feed(report.render_html(doc))
+    matrix = [a for t, a in page.tags if t == "td" and "data-status" in a]
+    statuses = Counter(a["data-status"] for a in matrix)
+    assert statuses == {"error": 6, "skip": 1, "none": 5}, statuses
+    empty = [a for a in matrix if a["data-status"] == "none"]
+    assert all("does not load the" in (a.get("title") or "") for a in empty)
+    listed = Counter(a.get("data-status") for t, a in page.tags if t == "details" and a.get("id"))
+    assert listed == {"error": 6, "skip": 1}, listed
 
 
 # --- CLI ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The pipeline: export -> build -> run -> compare -> report, as one function per stage.
 
 ``run_interop`` ties them together for the built-in (or user) fixtures. Every fixture x
-format x signature x consumer becomes a ``Cell``; nothing raised by one cell stops another.
+format x signature x consumer that loads the format becomes a ``Cell`` (other pairs are not
+applicable: no cell); nothing raised by one cell stops another.
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ from .run import ConsumerRun, run_consumer
 STATUSES = ("pass", "fail", "error", "skip", "xfail", "xpass")
 FAILING = frozenset({"fail", "error", "xpass"})
 RUNS_KEPT = 3
-UNSUPPORTED_FORMAT = "does not load the"
-"""Marks the automatic skips of formats a consumer does not declare (not fixture decisions)."""
-
-
-def unsupported_format(row: dict[str, Any]) -> bool:
-    return row.get("status") == "skip" and UNSUPPORTED_FORMAT in str(row.get("message") or "")
-
-
 RUN_MIN_AGE_S = 3600.0
 
 
@@ -131,13 +124,20 @@ def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
     ]
 
 
+def applicable(consumer: Consumer, ref: CaseRef) -> bool:
+    """Whether the pair is a cell at all: a consumer that does not load the case's format has
+    no cell there (no job, not counted, not listed), so a ``skip`` is always a declaration
+    with its reason, never the harness filling a matrix."""
+    return consumer.supports(ref.case.format)
+
+
 def cell_expectation(consumer: Consumer, ref: CaseRef) -> Expectation | None:
-    """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason)."""
+    """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason).
+
+    Only meaningful for ``applicable`` pairs."""
     declared = ref.expectation_for(consumer.name, ref.case.format, ref.label)
     if declared is not None:
         return declared
-    if not consumer.supports(ref.case.format):
-        return Expectation("skip", f"{consumer.name} {UNSUPPORTED_FORMAT} {ref.case.format} format")
     for capability, reason in ref.requires.items():
         if not consumer.supports(capability):
             return Expectation("xfail", f"{consumer.name} lacks {capability}: {reason}")
@@ -155,6 +155,8 @@ def build_plan(
 ) -> plan_format.Plan:
     plan = plan_format.Plan(intra_op_threads=threads[0], inter_op_threads=threads[1])
     for ref in refs:
+        if not applicable(consumer, ref):
+            continue
         expectation = cell_expectation(consumer, ref)
         if expectation is not None and expectation.kind == "skip":
             continue
@@ -189,8 +191,15 @@ def build_plan(
 
 
 def compare_job(
-    ref: CaseRef, consumer: str, record: dict[str, Any] | None, failure: str | None
+    ref: CaseRef,
+    consumer: str,
+    record: dict[str, Any] | None,
+    failure: str | None,
+    planned: plan_format.Job | None = None,
 ) -> Cell:
+    """The cell of one job. ``planned`` is the job as the consumer got it: its outputs must be
+    the plan's files (else whatever file the record names is compared, even the reference).
+    A record or file that breaks the contract makes an ``error`` cell naming the rule."""
     cell = Cell(ref.fixture, ref.case.format, ref.label, consumer, "error")
     if record is None:
         cell.message = failure or "consumer reported nothing for this job"
@@ -205,7 +214,9 @@ def compare_job(
         cell.message = f"ran, but there is nothing to compare with: {ref.reference_problem}"
         return cell
     written = {o.get("key"): o for o in record.get("outputs") or [] if isinstance(o, dict)}
+    planned_files = {o.key: o.file for o in planned.outputs} if planned else {}
     messages = []
+    broken = False
     for expected_entry in ref.case.outputs:
         tolerance = ref.tolerance_for(expected_entry.key)
         expected = tensors.read_tensor(ref.directory / expected_entry.file, expected_entry.dtype)
@@ -213,10 +224,10 @@ def compare_job(
         if produced is None:
             messages.append(f"output {expected_entry.key}: not written by the consumer")
             continue
-        try:
-            actual = tensors.read_tensor(produced["file"], produced.get("dtype"))
-        except Exception as exc:  # a garbage output file is a failed cell, not a crash
-            messages.append(f"output {expected_entry.key}: unreadable ({exc})")
+        actual = _read_output(produced, expected_entry.dtype, planned_files.get(expected_entry.key))
+        if isinstance(actual, str):
+            broken = True
+            messages.append(f"output {expected_entry.key}: {consumer} broke the contract: {actual}")
             continue
         result = compare(expected_entry.key, actual, expected, tolerance)
         cell.outputs.append(result)
@@ -226,9 +237,41 @@ def compare_job(
     cell.max_abs = max((o.max_abs for o in errors), default=None)  # type: ignore[type-var]
     rels = [o.max_rel for o in cell.outputs if o.max_rel is not None]
     cell.max_rel = max(rels, default=None)
-    cell.status = "fail" if messages else "pass"
+    cell.status = "error" if broken else "fail" if messages else "pass"
     cell.message = " || ".join(messages)
     return cell
+
+
+def _read_output(
+    produced: dict[str, Any], dtype: str, planned_file: str | None
+) -> np.ndarray | str:
+    """The output as the contract defines it: the plan's file read as the reference's
+    ``dtype``. Returns the rule the record or file broke instead, when one did."""
+    named = produced.get("file")
+    declared = produced.get("dtype")
+    if planned_file is not None and (
+        not isinstance(named, str) or os.path.normpath(named) != os.path.normpath(planned_file)
+    ):
+        return (
+            f"the result record names {named!r}, but the plan asked for {planned_file!r} "
+            "(each output goes to its plan file)"
+        )
+    path = planned_file if planned_file is not None else named
+    if not isinstance(path, str) or not path:
+        return f"the result record names no output file ({named!r})"
+    if declared != dtype:
+        return (
+            f"the result record declares dtype {declared}, but the graph's output is {dtype} "
+            "(outputs are written in the dtype fetched)"
+        )
+    try:
+        actual = tensors.read_tensor(path, dtype)
+        held = tensors.dtype_name(actual)
+    except Exception as exc:  # any garbage output file is this cell's error, not a crash
+        return f"the output file is unreadable ({exc})"
+    if held != declared:
+        return f"the result record declares dtype {declared}, but the file holds {held} ({path})"
+    return actual
 
 
 def apply_expectation(cell: Cell, expectation: Expectation | None) -> Cell:
@@ -303,7 +346,7 @@ def run_consumers(
     for consumer in consumers:
         missing = settings.unavailable(consumer)
         if missing:
-            for ref in refs:
+            for ref in (r for r in refs if applicable(consumer, r)):
                 expectation = cell_expectation(consumer, ref)
                 cell = Cell(
                     ref.fixture,
@@ -360,7 +403,8 @@ def run_consumers(
     runs = [finished[i] for i in range(len(runnable))]
     _write_walls(walls_file, {**last_walls, **{r.consumer: r.wall_s for r in runs if r.jobs}})
     consumer_info: dict[str, dict[str, Any]] = {}
-    for (consumer, _plan), run in zip(runnable, runs, strict=True):
+    for (consumer, plan), run in zip(runnable, runs, strict=True):
+        planned = {job.id: job for job in plan.jobs}
         consumer_info[consumer.name] = {
             **{k: v for k, v in run.info.items() if k != "record"},
             "max_rss_kb": run.done.get("max_rss_kb"),
@@ -369,7 +413,7 @@ def run_consumers(
         failure = run.failure.describe() if run.failure else None
         if run.protocol_errors and not failure:
             failure = f"{consumer.name} broke the contract: {run.protocol_errors[0]}"
-        for ref in refs:
+        for ref in (r for r in refs if applicable(consumer, r)):
             expectation = cell_expectation(consumer, ref)
             if expectation is not None and expectation.kind == "skip":
                 cells.append(
@@ -379,7 +423,9 @@ def run_consumers(
                     )
                 )
                 continue
-            cell = compare_job(ref, consumer.name, run.jobs.get(ref.job_id), failure)
+            cell = compare_job(
+                ref, consumer.name, run.jobs.get(ref.job_id), failure, planned.get(ref.job_id)
+            )
             cells.append(apply_expectation(cell, expectation))
     return cells, consumer_info
 

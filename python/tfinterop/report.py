@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import UserError
-from .pipeline import FAILING, STATUSES, Cell, unsupported_format
+from .pipeline import FAILING, STATUSES, Cell
 
 MAX_NAMED_CELLS = 4
 """Cells named on one console line of a repeated message; the rest are counted."""
@@ -81,10 +81,7 @@ def render_rows(rows: list[dict[str, Any]], console: Console) -> None:
         ("steady", "right"),
     ):
         table.add_column(column, justify=justify, no_wrap=column != "fixture")  # type: ignore[arg-type]
-    hidden = sum(1 for row in rows if unsupported_format(row))
     for row in rows:
-        if unsupported_format(row):
-            continue
         status = str(row["status"])
         table.add_row(
             str(row["fixture"]),
@@ -98,16 +95,11 @@ def render_rows(rows: list[dict[str, Any]], console: Console) -> None:
             _seconds(_number(row.get("steady_median_s"))),
         )
     console.print(table)
-    if hidden:
-        console.print(
-            f"({hidden} cells not shown: the consumer does not load that format; they are in the "
-            "JSON/HTML reports)"
-        )
     # Cells sharing one message (a consumer that is not built, a fixture that failed to
     # export) are printed once, naming them all, so the cause is not buried in repeats.
     same_message: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        if row["status"] == "pass" or not row.get("message") or unsupported_format(row):
+        if row["status"] == "pass" or not row.get("message"):
             continue
         same_message.setdefault((str(row["status"]), str(row["message"])), []).append(row)
     for (status, message), group in same_message.items():
