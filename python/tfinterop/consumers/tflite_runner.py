@@ -3,7 +3,8 @@
 Uses ``ai_edge_litert`` (LiteRT, the interpreter's new home) when it is installed and
 ``tf.lite.Interpreter`` of the pinned TensorFlow otherwise. Each model holds one signature
 (the exporter writes one file per fixture signature); inputs and outputs are addressed by
-signature key, and the plan's TENSOR names are checked against the model's own.
+signature key, and the plan's TENSOR names are checked against the model's own. The inputs
+are set once; the run timers cover ``invoke()`` alone (docs/consumer-contract.md, "Timing").
 
 Run as ``python -m tfinterop.consumers.tflite_runner --plan PLAN --results RESULTS``.
 """
@@ -11,7 +12,6 @@ Run as ``python -m tfinterop.consumers.tflite_runner --plan PLAN --results RESUL
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,9 @@ from tfinterop import tensors
 from tfinterop.consumers.python_runner import (
     JobError,
     Prepare,
+    Runner,
     read_input,
+    run_error_text,
     serve,
     skip_eager_keras_import,
 )
@@ -70,7 +72,7 @@ def _make_prepare(plan: plan_format.Plan) -> Prepare:
     interpreter_class, _, _ = _interpreter_class()
     threads = plan.intra_op_threads or None
 
-    def prepare(job: plan_format.Job) -> Callable[[], dict[str, np.ndarray]]:
+    def prepare(job: plan_format.Job) -> Runner:
         if job.format != "tflite":
             raise JobError("load", f"this consumer loads tflite models, not {job.format}")
         try:
@@ -86,6 +88,9 @@ def _make_prepare(plan: plan_format.Plan) -> Prepare:
             )
         runner = interpreter.get_signature_runner(signatures[0])
         details = {"input": runner.get_input_details(), "output": runner.get_output_details()}
+        # The runner's reference to the interpreter's internals would make invoke() refuse to
+        # run (its check that no view into the interpreter's buffers is alive).
+        del runner
 
         def lookup(kind: str, entry: plan_format.PlanTensor) -> dict[str, Any]:
             found = details[kind].get(entry.key)
@@ -107,15 +112,43 @@ def _make_prepare(plan: plan_format.Plan) -> Prepare:
             entry.key: read_input(entry, _dtype_name(lookup("input", entry)["dtype"]))
             for entry in job.inputs
         }
-        for entry in job.outputs:
-            lookup("output", entry)
+        outputs = {entry.key: lookup("output", entry)["index"] for entry in job.outputs}
+        inputs = {key: found["index"] for key, found in details["input"].items()}
+        if sorted(feeds) != sorted(inputs):
+            raise JobError(
+                "run",
+                f"signature {signatures[0]!r} takes {sorted(inputs)}, the job feeds {sorted(feeds)}",
+            )
+        # invoke() and set_tensor() address the main subgraph: check it is the signature's.
+        main = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+        main.update((d["name"], d["index"]) for d in interpreter.get_output_details())
+        if any(
+            main.get(d["name"]) != d["index"] for kind in details.values() for d in kind.values()
+        ):
+            raise JobError(
+                "resolve",
+                f"signature {signatures[0]!r} is not the model's main subgraph, "
+                "the only one this consumer runs",
+            )
+        # Set once, as a signature runner would on every call: resized where the file's shape
+        # differs from the model's, allocated, copied in. Runs leave input buffers alone.
+        try:
+            for key, array in feeds.items():
+                interpreter.resize_tensor_input(inputs[key], array.shape)
+            interpreter.allocate_tensors()
+            for key, array in feeds.items():
+                interpreter.set_tensor(inputs[key], array)
+        except Exception as exc:
+            raise JobError("run", run_error_text(exc)) from None
 
-        def run() -> dict[str, np.ndarray]:
-            # The runner resizes inputs whose shape differs from the model's and reallocates.
-            result = runner(**feeds)
-            return {e.key: tensors.from_tensorflow(result[e.key]) for e in job.outputs}
+        def to_arrays(_: None) -> dict[str, np.ndarray]:
+            # Copies out of the interpreter's buffers, which the next invoke() overwrites.
+            return {
+                key: tensors.from_tensorflow(interpreter.get_tensor(index))
+                for key, index in outputs.items()
+            }
 
-        return run
+        return Runner(interpreter.invoke, to_arrays)
 
     return prepare
 
