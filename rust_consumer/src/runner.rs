@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 use serde::Serialize;
 use tensorflow::{
-    DataType, Graph, ImportGraphDefOptions, Operation, OutputName, SavedModelBundle, Session,
-    SessionOptions, SessionRunArgs,
+    DataType, FetchToken, Graph, ImportGraphDefOptions, Operation, OutputName, SavedModelBundle,
+    Session, SessionOptions, SessionRunArgs,
 };
 
 use crate::plan::{canonical_tensor_name, Format, InputSource, JobSpec, Threads};
-use crate::tensors::{element_count, read_png, HostTensor};
+use crate::tensors::{read_png, HostTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -113,8 +113,10 @@ pub fn run_job(
 ) -> Result<JobSuccess, JobError> {
     stage.set(Stage::Load);
     let mut options = SessionOptions::new();
-    if let Some(t) = threads {
-        options.set_config(&config_proto(t)).at(Stage::Load)?;
+    // Like C: no TF_SetConfig at all when the plan sets no thread count.
+    let config = threads.map(config_proto).unwrap_or_default();
+    if !config.is_empty() {
+        options.set_config(&config).at(Stage::Load)?;
     }
     let mut graph = Graph::new();
     let t0 = Instant::now();
@@ -172,38 +174,29 @@ pub fn run_job(
             )),
         }
         .at(Stage::ReadInput)?;
-        check_count(&graph, ep, tensor.dims(), &what).at(Stage::ReadInput)?;
+        let file = match &input.source {
+            InputSource::Npy(file) | InputSource::Png(file) => file,
+        };
+        check_shape(&graph, ep, tensor.dims(), &what, file).at(Stage::ReadInput)?;
         feeds.push(tensor);
     }
 
+    // As in the C consumer, feeds and fetches are set up once and a timed run is the session
+    // run alone; each run's outputs are taken out of `args` and released after the timer
+    // stopped (left in, `Session::run` would free them inside the next timed run).
     let session = loaded.session();
-    let run_once = |fetch: bool| -> Result<(f64, Vec<HostTensor>), JobError> {
-        let mut args = SessionRunArgs::new();
-        for (t, ep) in feeds.iter().zip(&inputs) {
-            t.feed(&mut args, &ep.op, ep.index);
-        }
-        let tokens: Vec<_> = outputs
-            .iter()
-            .map(|ep| args.request_fetch(&ep.op, ep.index))
-            .collect();
-        let t0 = Instant::now();
-        session.run(&mut args).at(Stage::Run)?;
-        let elapsed = t0.elapsed().as_secs_f64();
-        let mut fetched = Vec::new();
-        if fetch {
-            // TF ran fine; an output the contract cannot carry is an output problem.
-            for (pos, token) in tokens.into_iter().enumerate() {
-                let t = HostTensor::fetch(&mut args, token, pos)
-                    .with_context(|| format!("output '{}'", spec.outputs[pos].key))
-                    .at(Stage::WriteOutput)?;
-                fetched.push(t);
-            }
-        }
-        Ok((elapsed, fetched))
-    };
+    let mut args = SessionRunArgs::new();
+    for (t, ep) in feeds.iter().zip(&inputs) {
+        t.feed(&mut args, &ep.op, ep.index);
+    }
+    let tokens: Vec<FetchToken> = outputs
+        .iter()
+        .map(|ep| args.request_fetch(&ep.op, ep.index))
+        .collect();
 
     stage.set(Stage::Run);
-    let (first_run_s, fetched) = run_once(true)?;
+    let first_run_s = timed_run(session, &mut args)?;
+    let fetched = take_outputs(&mut args, &tokens, spec)?;
 
     stage.set(Stage::WriteOutput);
     let mut records = Vec::with_capacity(fetched.len());
@@ -223,13 +216,15 @@ pub fn run_job(
 
     stage.set(Stage::Run);
     for _ in 0..spec.warmup {
-        run_once(false)?;
+        timed_run(session, &mut args)?;
+        drop(take_outputs(&mut args, &tokens, spec)?);
     }
     // `repeat` comes from the plan (up to u32::MAX): reserving it all up front would abort
     // the process on allocation failure instead of running; grow as the runs happen.
     let mut steady_s = Vec::with_capacity(spec.repeat.min(1 << 16) as usize);
     for _ in 0..spec.repeat {
-        steady_s.push(run_once(false)?.0);
+        steady_s.push(timed_run(session, &mut args)?);
+        drop(take_outputs(&mut args, &tokens, spec)?);
     }
     Ok(JobSuccess {
         load_s,
@@ -237,6 +232,33 @@ pub fn run_job(
         steady_s,
         outputs: records,
     })
+}
+
+/// One session run, timed; nothing else is inside the timer.
+fn timed_run(session: &Session, args: &mut SessionRunArgs<'_>) -> Result<f64, JobError> {
+    let t0 = Instant::now();
+    let ran = session.run(args);
+    let elapsed = t0.elapsed().as_secs_f64();
+    ran.at(Stage::Run)?;
+    Ok(elapsed)
+}
+
+/// Takes every output of the last run out of `args`, by its runtime dtype.
+fn take_outputs(
+    args: &mut SessionRunArgs<'_>,
+    tokens: &[FetchToken],
+    spec: &JobSpec,
+) -> Result<Vec<HostTensor>, JobError> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(pos, token)| {
+            // TF ran fine; an output the contract cannot carry is an output problem.
+            HostTensor::fetch(args, *token, pos)
+                .with_context(|| format!("output '{}'", spec.outputs[pos].key))
+                .at(Stage::WriteOutput)
+        })
+        .collect()
 }
 
 /// KEY -> graph tensor. SavedModel: through the SignatureDef, checked against the
@@ -308,31 +330,48 @@ fn resolve(
     })
 }
 
-/// The file's element count must match the graph's when the graph knows it;
-/// the shape fed is the file's.
-fn check_count(graph: &Graph, ep: &Endpoint, dims: &[u64], what: &str) -> anyhow::Result<()> {
-    let shape = graph.tensor_shape(tensorflow::Output {
-        operation: ep.op.clone(),
-        index: ep.index,
-    })?;
+/// The graph's static shape, where it knows it, must admit the file's: the same rank and every
+/// known dimension equal; an unknown dimension (a dynamic batch) takes any size, an unknown rank
+/// any shape. The rule and the message are the C consumer's (runner.c, check_shape).
+fn check_shape(
+    graph: &Graph,
+    ep: &Endpoint,
+    dims: &[u64],
+    what: &str,
+    file: &str,
+) -> anyhow::Result<()> {
+    let shape = graph
+        .tensor_shape(tensorflow::Output {
+            operation: ep.op.clone(),
+            index: ep.index,
+        })
+        .map_err(|e| anyhow!("{what}: cannot get the graph shape of '{}': {e}", ep.name))?;
     let shape: Option<Vec<Option<i64>>> = shape.into();
-    let known: Option<Vec<u64>> = shape.and_then(|s| {
-        s.into_iter()
-            .map(|d| d.and_then(|d| u64::try_from(d).ok()))
-            .collect()
-    });
-    if let Some(known) = known {
-        let want = element_count(&known);
-        let got = element_count(dims);
-        anyhow::ensure!(
-            want == got,
-            "{what}: file has shape {dims:?} ({} elements), graph tensor '{}' has shape {known:?} ({} elements)",
-            got.map_or("too many".into(), |n| n.to_string()),
-            ep.name,
-            want.map_or("too many".into(), |n| n.to_string()),
-        );
+    match shape {
+        Some(known) if !admits(&known, dims) => Err(anyhow!(
+            "{what}: file has shape {dims:?}, graph expects {} ({file})",
+            graph_shape_text(&known)
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether a graph shape of known rank (`None`: unknown dimension) admits a file's shape.
+fn admits(graph: &[Option<i64>], file: &[u64]) -> bool {
+    graph.len() == file.len()
+        && graph
+            .iter()
+            .zip(file)
+            .all(|(g, f)| g.is_none_or(|g| u64::try_from(g) == Ok(*f)))
+}
+
+/// `[?, 4]`: unknown dimensions as `?`, as the C consumer prints them.
+fn graph_shape_text(graph: &[Option<i64>]) -> String {
+    let dims: Vec<String> = graph
+        .iter()
+        .map(|d| d.map_or_else(|| "?".to_string(), |d| d.to_string()))
+        .collect();
+    format!("[{}]", dims.join(", "))
 }
 
 #[cfg(test)]
@@ -356,5 +395,26 @@ mod tests {
             }),
             vec![0x10, 0xac, 0x02]
         );
+    }
+
+    #[test]
+    fn shape_rule_checks_rank_and_known_dimensions_only() {
+        // Graph [?, 4] (dynamic batch): any batch, but rank 2 and 4 columns.
+        let batch = [None, Some(4)];
+        assert!(admits(&batch, &[1, 4]));
+        assert!(admits(&batch, &[0, 4]));
+        assert!(admits(&batch, &[7, 4]));
+        assert!(!admits(&batch, &[7, 5]));
+        assert!(!admits(&batch, &[28]));
+        assert!(!admits(&batch, &[7, 4, 1]));
+        // Fully known [1, 24, 40, 3]: a transposed file with the same element count fails.
+        let image = [Some(1), Some(24), Some(40), Some(3)];
+        assert!(admits(&image, &[1, 24, 40, 3]));
+        assert!(!admits(&image, &[1, 40, 24, 3]));
+        // Scalars: rank 0 only.
+        assert!(admits(&[], &[]));
+        assert!(!admits(&[], &[1]));
+        assert_eq!(graph_shape_text(&batch), "[?, 4]");
+        assert_eq!(graph_shape_text(&[]), "[]");
     }
 }
