@@ -439,3 +439,207 @@ def test_npz_string_tensors_keep_every_byte(tmp_path) -> None:
     loaded = _load_npz(path, "--inputs")
     assert sorted(loaded) == ["s", "t"]
     assert loaded["s"].tolist() == values and loaded["t"].tolist() == [b"plain"]
+
+
+# ------------------------------------------------------------------ models from the wild
+
+WILD = Path(__file__).with_name("data") / "wild"
+
+
+@pytest.fixture(scope="session")
+def wild(tmp_path_factory) -> dict[str, Path]:
+    """The wild test models: two written now by tests/data/wild/make_models.py, the Keras 2
+    legacy-optimizer model as TensorFlow 2.12 wrote it (committed archive, extracted)."""
+    import runpy
+    import tarfile
+
+    out = tmp_path_factory.mktemp("wild")
+    models = runpy.run_path(str(WILD / "make_models.py"))["build_all"](out)
+    with tarfile.open(WILD / "legacy_optimizer_tf212.tar.xz") as archive:
+        archive.extractall(out, filter="data")
+    return {**models, "legacy_optimizer": out / "legacy_optimizer"}
+
+
+def tf1_ref_values(tmp_path: Path) -> tuple[Path, Path]:
+    """Inputs and the values tf1_ref_output must return: y = x @ w + b, w, and 'two' -> 2."""
+    x = np.array([[1.0, 2.0], [3.0, -4.0], [0.5, 0.25]], np.float32)
+    w, b = np.array([[2.0], [-1.0]], np.float32), np.array([0.5], np.float32)
+    inputs = npz(tmp_path / "in.npz", x=x)
+    return inputs, npz(tmp_path / "expected.npz", y=x @ w + b, w=w, two=np.int64(2))
+
+
+def every_row_passes(result, consumers=("python", "rust", "c"), expected: bool = True) -> None:
+    rows = cells_by(result)
+    for consumer in consumers:
+        for fixture in (result.label, f"{result.label} vs expected")[: 2 if expected else 1]:
+            cell = rows[(fixture, "serving_default", consumer)]
+            assert cell.status == "pass", (fixture, consumer, cell.message)
+
+
+@e2e
+def test_tf1_saved_model_with_a_ref_typed_output(build_dir, tmp_path, wild) -> None:
+    """A compat.v1 builder SavedModel returning a VariableV2 directly (float32_ref) and a
+    table filled from its asset by the init op: Python loads it as TF1 serving does."""
+    inputs, expected = tf1_ref_values(tmp_path)
+    result = check(
+        build_dir, tmp_path, wild["tf1_ref_output"], inputs_file=inputs, expected_file=expected
+    )
+    every_row_passes(result)
+    assert {c.status for c in result.cells} == {"pass"}, [c.message for c in result.cells]
+    (case,) = result.cases
+    assert case.python_load.startswith("v1 Session: a TF1 SavedModel (no object graph)")
+    assert {e.key: e.dtype for e in case.case.outputs} == {
+        "y": "float32",
+        "w": "float32",
+        "two": "int64",
+    }
+
+
+@e2e
+def test_signature_without_shapes_takes_the_graphs(build_dir, tmp_path, wild) -> None:
+    """TensorInfos without tensor_shape: a correct (3, 1) input is accepted, not refused as
+    'does not fit the model's ()'; generated inputs follow the graph's (-1, 1)."""
+    x = np.array([[1.0], [2.0], [-3.0]], np.float32)
+    result = check(
+        build_dir,
+        tmp_path,
+        wild["shapeless"],
+        inputs_file=npz(tmp_path / "in.npz", x=x),
+        expected_file=npz(tmp_path / "expected.npz", y=2 * x + 1),
+    )
+    every_row_passes(result)
+    generated = check(build_dir, tmp_path / "generated", wild["shapeless"], dims={None: 4})
+    assert fed(generated, "serving_default", "x").shape == (4, 1)
+    assert {c.status for c in generated.cells} == {"pass"}
+
+
+@e2e
+def test_keras2_legacy_optimizer_saved_model(build_dir, tmp_path, wild) -> None:
+    """TF 2.12 Keras model.save() with tf.keras.optimizers.legacy.Adam: tf.saved_model.load
+    cannot revive the optimizer in TF 2.21; Python falls back to a v1 Session over the
+    MetaGraph and every consumer reproduces what Keras 2.12 predicted."""
+    recorded = np.load(WILD / "legacy_optimizer_io.npz")
+    result = check(
+        build_dir,
+        tmp_path,
+        wild["legacy_optimizer"],
+        inputs_file=npz(tmp_path / "in.npz", x=recorded["x"]),
+        expected_file=npz(tmp_path / "expected.npz", dense_1=recorded["dense_1"]),
+    )
+    every_row_passes(result)
+    (case,) = result.cases
+    assert case.python_load.startswith("v1 Session, because tf.saved_model.load failed:")
+    assert "add_slot" in case.python_load
+    from tfinterop.check import notes
+
+    assert any(
+        line.startswith("python loaded serving_default: v1 Session") for line in notes(result)
+    )
+
+
+@e2e
+def test_without_a_reference_consumers_are_compared_by_consensus(build_dir, tmp_path, wild) -> None:
+    """--python-loader object cannot load a ref-typed TF1 output: Rust and C, which ran, are
+    compared with each other and with --expected, and the rows say there is no reference."""
+    inputs, expected = tf1_ref_values(tmp_path)
+    result = check(
+        build_dir,
+        tmp_path,
+        wild["tf1_ref_output"],
+        inputs_file=inputs,
+        expected_file=expected,
+        python_loader="object",
+    )
+    rows = cells_by(result)
+    python = rows[(result.label, "serving_default", "python")]
+    assert python.status == "error" and "Encountered while creating function" in python.message
+    for consumer in ("rust", "c"):
+        row = rows[(result.label, "serving_default", consumer)]
+        assert row.status == "skip" and row.message.startswith("no Python reference (python")
+        assert rows[(f"{result.label} vs expected", "serving_default", consumer)].status == "pass"
+    consensus = rows[(f"{result.label} consensus", "serving_default", "rust vs c")]
+    assert consensus.status == "pass" and consensus.max_abs == 0
+    assert consensus.message.startswith("no Python reference: rust and c agree (equal")
+    assert sorted(o.key for o in consensus.outputs) == ["two", "w", "y"]
+
+
+def test_consensus_row_names_the_pair_and_its_worst_difference(tmp_path) -> None:
+    from tfinterop.check import _consensus_cells
+    from tfinterop.fixtures import Tolerance
+    from tfinterop.manifest import Case, TensorEntry
+    from tfinterop.pipeline import CaseRef
+
+    case = Case(
+        "saved_model", "serving_default", "m", [], [TensorEntry("y", "y:0", "float32", [], "")]
+    )
+    ref = CaseRef(
+        "m", case, tmp_path, lambda key: Tolerance(), lambda *a: None, {}, "python failed"
+    )
+    records = {}
+    for name, values in (("rust", [1.0, 2.0]), ("c", [1.0, 2.5])):
+        path = tmp_path / f"{name}.npy"
+        np.save(path, np.array(values, np.float32))
+        out = [{"key": "y", "dtype": "float32", "file": str(path)}]
+        records[name] = {ref.job_id: {"status": "ok", "outputs": out}}
+    (cell,) = _consensus_cells([ref], records, ["python", "rust", "c"], Tolerance(atol=0.1))
+    assert (cell.fixture, cell.consumer, cell.status) == ("m consensus", "rust vs c", "fail")
+    assert cell.max_abs == pytest.approx(0.5)
+    assert cell.message.startswith("no Python reference: c vs rust: output y: 1/2 elements")
+    ok = _consensus_cells([ref], records, ["rust", "c"], Tolerance(atol=0.5))
+    assert ok[0].status == "pass" and "worst |diff| 0.5" in ok[0].message
+
+
+@e2e
+def test_one_python_process_computes_reference_and_row(build_dir, tmp_path) -> None:
+    """The reference and the python row come from one process (one `import tensorflow`);
+    the row reruns the reference's load when no signature writes state."""
+    inputs = npz(tmp_path / "in.npz", x=np.array([[1.0], [2.0]], np.float32))
+    result = check(build_dir, tmp_path, TF1_HALF_PLUS_TWO, inputs_file=inputs)
+    assert {c.status for c in result.cells} == {"pass"}
+    assert result.shared_load
+    (results,) = result.work.glob("**/python*/results.jsonl")
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["record"] for r in records] == ["consumer", "job", "job", "done"]
+    assert "reusing this process's earlier load" in records[2]["loader"]
+    python = cells_by(result)[(result.label, "serving_default", "python")]
+    assert python.load_s == records[1]["load_s"]  # the load the row shares
+
+
+def test_dim_that_can_size_nothing_says_why() -> None:
+    from tfinterop.check import _dim_warnings, _Spec
+
+    spec = _Spec(
+        "serving_default", ["serve"], "", [
+            ("fixed", "a:0", "float32", [1]),
+            ("batch", "b:0", "float32", [-1, 3]),
+            ("free", "c:0", "float32", None),
+        ], [], [], [],
+    )  # fmt: skip
+
+    def warnings(**options) -> list[str]:
+        return _dim_warnings(
+            [spec], CheckOptions(path=Path("m"), build_dir=Path("b"), **options), None, False
+        )
+
+    assert warnings(dims={None: 4}) == []  # 'batch' has an unknown dimension to size
+    (fixed,) = warnings(dims={"fixed": 4})
+    assert (
+        fixed
+        == "--dim fixed=4 does nothing: input 'fixed' of serving_default has shape (1,), no unknown dimension"
+    )
+    (free,) = warnings(dims={"free": 4})
+    assert "has unknown rank (give --shape free=D0,D1,...)" in free
+    (shaped,) = warnings(dims={"batch": 4}, shapes={"batch": [2, 3]})
+    assert "has its whole shape from --shape" in shaped
+    (bare,) = warnings(dims={None: 4, "batch": 2})
+    assert bare.startswith("--dim 4 does nothing: ") and "input 'batch' takes --dim batch=2" in bare
+    given = {"batch": np.zeros((2, 3), np.float32)}
+    (from_file,) = _dim_warnings(
+        [spec], CheckOptions(path=Path("m"), build_dir=Path("b"), dims={"batch": 5}), given, False
+    )
+    assert "comes from --inputs" in from_file
+    with pytest.raises(
+        UserError,
+        match=r"--dim nope=4: the model has no input 'nope' \(inputs: batch, fixed, free\)",
+    ):
+        warnings(dims={"nope": 4})

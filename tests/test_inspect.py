@@ -346,3 +346,132 @@ def test_user_errors_in_process(tmp_path) -> None:
         inspect_model(TF1_HALF_PLUS_TWO, None).meta_graph(["serve", "gpu"])
     with pytest.raises(UserError, match="signature 'nope' not found; available: "):
         inspect_model(TF2_HALF_PLUS_TWO, None).meta_graphs[0].signature("nope")
+
+
+# ------------------------------------------------------------------ models from the wild
+
+WILD = Path(__file__).with_name("data") / "wild"
+
+
+@pytest.fixture(scope="session")
+def wild(tmp_path_factory) -> dict[str, Path]:
+    """The test models TF 2.21 can write (tests/data/wild/make_models.py), built afresh."""
+    import runpy
+
+    out = tmp_path_factory.mktemp("wild")
+    return runpy.run_path(str(WILD / "make_models.py"))["build_all"](out)
+
+
+def _rewrite_saved_model(source: Path, target: Path, edit) -> Path:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    shutil.copytree(source, target)
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((target / "saved_model.pb").read_bytes())
+    edit(proto.meta_graphs[0])
+    (target / "saved_model.pb").write_bytes(proto.SerializeToString())
+    return target
+
+
+def test_absent_signature_shapes_are_unknown_not_scalar(wild, tmp_path) -> None:
+    """TF 1.0-era TensorInfos have no tensor_shape: the graph's shape, else unknown rank."""
+    serving = inspect_model(wild["shapeless"], None).meta_graphs[0].signature("serving_default")
+    x, y = serving.inputs["x"], serving.outputs["y"]
+    assert (x.shape, x.shape_source) == ([-1, 1], "graph _output_shapes")
+    assert (y.shape, y.shape_source) == ([-1, 1], "graph _output_shapes")
+    assert any("records no shape; shape (-1, 1) is the graph's" in n for n in serving.notes)
+
+    def without_output_shapes(meta) -> None:
+        for node in meta.graph_def.node:
+            if "_output_shapes" in node.attr:
+                del node.attr["_output_shapes"]
+
+    placeholder_only = _rewrite_saved_model(
+        wild["shapeless"], tmp_path / "p", without_output_shapes
+    )
+    serving = inspect_model(placeholder_only, None).meta_graphs[0].signature("serving_default")
+    assert (serving.inputs["x"].shape, serving.inputs["x"].shape_source) == (
+        [-1, 1],
+        "placeholder shape attr",
+    )
+    assert serving.outputs["y"].shape is None  # an AddV2 with no recorded shape: unknown
+
+    def nothing_known(meta) -> None:
+        without_output_shapes(meta)
+        for node in meta.graph_def.node:
+            if node.op == "Placeholder":
+                del node.attr["shape"]
+
+    unknown = _rewrite_saved_model(wild["shapeless"], tmp_path / "u", nothing_known)
+    serving = inspect_model(unknown, None).meta_graphs[0].signature("serving_default")
+    assert serving.inputs["x"].shape is None
+    assert any("graph none either: unknown rank (check needs --shape" in n for n in serving.notes)
+    human = cli("inspect", str(unknown), "--no-kernels")
+    assert human.returncode == 0 and "unknown rank" in human.stdout, human.stdout
+
+
+def test_ref_typed_output_is_its_value_dtype(wild, build_dir) -> None:
+    """A TF1 VariableV2 fetched directly is float32_ref in the SignatureDef; every consumer
+    fetches its float32 value."""
+    inspection = inspect_model(wild["tf1_ref_output"], build_dir)
+    meta = inspection.meta_graphs[0]
+    assert meta.style.startswith("TF1") and inspection.kernel_problems == []
+    outputs = meta.signature("serving_default").outputs
+    assert {k: (t.dtype, t.shape) for k, t in outputs.items()} == {
+        "y": ("float32", [-1, 1]),
+        "w": ("float32", [2, 1]),
+        "two": ("int64", []),
+    }
+    assert inspection.assets == ["assets/vocabulary.txt"]
+
+
+def test_dtype_names_are_tensorflows(tmp_path) -> None:
+    """The DataType names read from types.proto without TensorFlow are tf.as_dtype's."""
+    import tensorflow as tf
+
+    from tfinterop.savedmodel import dtype_name
+
+    known = 0
+    for value in range(1, 250):
+        try:
+            dtype = tf.dtypes.as_dtype(value).base_dtype
+        except TypeError:
+            continue
+        known += 1
+        assert dtype_name(value) == ("string" if dtype == tf.string else dtype.name), value
+    assert known > 40  # base dtypes and their refs
+
+
+def test_registry_and_versions_without_tensorflow_match_tensorflows(build_dir) -> None:
+    import tensorflow as tf
+
+    from tfinterop.inspect import graph_def_versions, load_registry_without_tensorflow
+    from tfinterop.kernels import load_registry
+
+    assert graph_def_versions() == (
+        tf.version.GRAPH_DEF_VERSION_MIN_PRODUCER,
+        tf.version.GRAPH_DEF_VERSION,
+    )
+    ours, theirs = load_registry_without_tensorflow(build_dir), load_registry(build_dir)
+    assert set(ours.op_defs) == set(theirs.op_defs) and len(ours.op_defs) > 1000
+    assert ours.kernel_devices == theirs.kernel_devices
+    assert ours.op_defs["AddN"].SerializeToString() == theirs.op_defs["AddN"].SerializeToString()
+
+
+def test_inspecting_a_saved_model_does_not_import_tensorflow(build_dir) -> None:
+    """`check` starts its consumers only after inspecting; an `import tensorflow` there (2-3 s
+    of CPU) delayed every consumer on a 2-core machine."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from tfinterop.inspect import inspect_model\n"
+        f"inspection = inspect_model(Path({str(TF1_HALF_PLUS_TWO)!r}), Path({str(build_dir)!r}))\n"
+        "assert inspection.kernels.checked, inspection.kernels.reason\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert "tensorflow.python" not in loaded, loaded[:10]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .consumers import Consumer
+from .errors import UserError
 from .pipeline import (
     CaseRef,
     Cell,
@@ -42,6 +44,9 @@ C_OVER_PYTHON_TARGET = 1.0
 WARM_OVER_FLOOR_TARGET = 1.5
 WARM_INTEROP_SECONDS_TARGET = 20.0
 COLD_INTEROP_SECONDS_TARGET = 600.0
+# `interop`'s defaults, passed explicitly: the timed runs are what a plain `interop` runs.
+INTEROP_REPEAT = 3
+INTEROP_WARMUP = 1
 # Callgrind runs TensorFlow ~50-100x slower than native (model load and first run included):
 # measured 6 min for MobileNetV3 (load 0.1 s, first run 1.5 s, 10 runs of 0.1 s).
 CALLGRIND_SLOWDOWN = 100.0
@@ -190,12 +195,18 @@ def ratios(rows: list[BenchRow]) -> list[Ratio]:
     return result
 
 
+def within_spread(slow: BenchRow, fast: BenchRow) -> bool:
+    """Whether the slower p50 lies within the faster's measured run-to-run spread (its p90)."""
+    return bool(slow.p50_s and slow.p90_s and fast.p90_s and slow.p50_s <= fast.p90_s)
+
+
 def explain_miss(slow: BenchRow, fast: BenchRow) -> str:
     """What the measurements say about a missed latency target (no guessing)."""
     assert slow.p50_s is not None and fast.p50_s is not None
     gap_us = (slow.p50_s - fast.p50_s) * 1e6
     notes = [f"{slow.consumer} p50 is {gap_us:.0f} µs above {fast.consumer}"]
-    if slow.p90_s and fast.p90_s and slow.p50_s <= fast.p90_s:
+    if within_spread(slow, fast):
+        assert fast.p90_s is not None
         notes.append(
             f"within run-to-run spread: {slow.consumer} p50 {slow.p50_s * 1e3:.3f} ms <= "
             f"{fast.consumer} p90 {fast.p90_s * 1e3:.3f} ms"
@@ -258,21 +269,24 @@ def explain_with_profiles(
         ratio.profiles = {p.consumer: asdict(p) for p in (slow, fast) if p is not None}
         usable = [p for p in (slow, fast) if p is not None and not p.error]
         if slow is not None and fast is not None and len(usable) == 2:
-            ratio.explanation += "; " + compare_profiles(slow, fast)
+            spread = within_spread(by_cell[(*cell, slow_name)], by_cell[(*cell, fast_name)])
+            ratio.explanation += "; " + compare_profiles(
+                slow, fast, within_spread=spread, wall_ratio=ratio.value
+            )
         elif not usable:
             ratio.explanation += "; no instruction profile: " + "; ".join(
                 p.summary() for p in (slow, fast) if p is not None
             )
         else:
+            # One profile has nothing to be compared with: it says what one side executes,
+            # not where the gap between the two lies.
             (profiled,) = usable
             other = slow if profiled is fast else fast
-            tensorflow_share = sum(
-                count for name, count in profiled.by_object.items() if "tensorflow" in name
-            ) / max(profiled.per_run, 1)
+            other_name = fast_name if profiled is slow else slow_name
+            other_text = other.summary() if other else f"{other_name}: no profile"
             ratio.explanation += (
-                f"; callgrind: {profiled.summary()}: {tensorflow_share:.0%} of it inside "
-                "libtensorflow, so the gap lies in TensorFlow's runtime, not in the binding "
-                f"(the other consumer is not profiled: {other.error if other else 'n/a'})"
+                f"; only {profiled.consumer} was profiled ({other_text}), so the gap is "
+                f"unexplained; callgrind: {profiled.summary()}"
             )
 
 
@@ -302,10 +316,13 @@ def timed_interop(command: list[str], report: Path, cwd: Path | None = None) -> 
         doc = json.loads(report.read_text())
         split = dict(doc.get("timings") or {})
         ok = bool(doc.get("summary", {}).get("ok"))
-    except (OSError, ValueError):
-        split, ok = {}, False
+        # Each consumer process's wall (start to exit), as interop measured it.
+        consumers = (doc.get("environment") or {}).get("consumers") or {}
+        walls = {name: float(info["wall_s"]) for name, info in consumers.items() if info["wall_s"]}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        split, ok, walls = {}, False, {}
     split["other_s"] = round(wall - sum(split.values()), 3)  # nox, venv checks, imports
-    return {"wall_s": round(wall, 3), "split": split, "ok": ok}
+    return {"wall_s": round(wall, 3), "split": split, "ok": ok, "consumer_walls_s": walls}
 
 
 def cold_interop(work: Path) -> dict[str, Any]:
@@ -331,17 +348,39 @@ def _split_text(split: dict[str, float]) -> str:
     return ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in split.items())
 
 
-def floor_estimate(rows: list[BenchRow], interop_repeat: int, interop_warmup: int) -> float:
-    """Sum over consumers of one start-up plus every cell's load and runs at interop settings."""
-    startups: dict[str, float] = {}
-    work = 0.0
-    for row in rows:
-        if row.status not in ("pass", "fail"):
-            continue
-        startups[row.consumer] = min(startups.get(row.consumer, np.inf), row.startup_s or 0.0)
-        work += (row.load_s or 0) + (row.first_run_s or 0)
-        work += (interop_warmup + interop_repeat) * (row.p50_s or 0)
-    return sum(startups.values()) + work
+def isolated_work(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Each consumer's work: the least wall time of its whole-plan process over the serial
+    (``-j 1``) interop runs, where it ran alone. A consumer with no process is left out."""
+    work: dict[str, float] = {}
+    for run in runs:
+        for name, wall in (run.get("consumer_walls_s") or {}).items():
+            if wall > 0:
+                work[name] = min(work.get(name, wall), wall)
+    return work
+
+
+def floor_estimate(work: dict[str, float], workers: int, driver_start_s: float) -> float:
+    """A lower bound of an interop run's wall time: with at most ``workers`` consumer processes
+    at once, none faster than alone, no schedule ends before the work spread evenly over the
+    workers, nor before the longest consumer; the driver starts before any of them."""
+    if not work:
+        return driver_start_s
+    return max(sum(work.values()) / max(workers, 1), max(work.values())) + driver_start_s
+
+
+def with_floor(interop: dict[str, Any]) -> dict[str, Any]:
+    """``interop`` with its floor, the per-consumer work behind it, and the warm/floor ratio,
+    derived from its recorded serial runs, workers and driver start-ups."""
+    work = isolated_work(interop["isolated_runs"])
+    driver = min(interop["driver_starts_s"])
+    floor = floor_estimate(work, interop["workers"], driver)
+    return {
+        **interop,
+        "consumer_work_s": {name: round(seconds, 3) for name, seconds in work.items()},
+        "driver_start_s": driver,
+        "floor_s": floor,
+        "ratio": interop["warm_s"] / floor if floor else float("nan"),
+    }
 
 
 def render(result: BenchResult, console: Any) -> None:
@@ -356,6 +395,7 @@ def render(result: BenchResult, console: Any) -> None:
     for column in (
         "fixture",
         "format",
+        "signature",
         "consumer",
         "status",
         "start-up",
@@ -367,12 +407,14 @@ def render(result: BenchResult, console: Any) -> None:
     ):
         table.add_column(
             column,
-            justify="left" if column in ("fixture", "format", "consumer", "status") else "right",
+            justify="left"
+            if column in ("fixture", "format", "signature", "consumer", "status")
+            else "right",
         )
     for row in result.rows:
         table.add_row(
-            row.fixture, row.format, row.consumer, row.status, ms(row.startup_s), ms(row.load_s),
-            ms(row.first_run_s), ms(row.p50_s), ms(row.p90_s),
+            row.fixture, row.format, row.signature, row.consumer, row.status,
+            ms(row.startup_s), ms(row.load_s), ms(row.first_run_s), ms(row.p50_s), ms(row.p90_s),
             "-" if row.max_rss_mb is None else f"{row.max_rss_mb:.0f}",
         )  # fmt: skip
     console.print(table)
@@ -410,21 +452,54 @@ def render(result: BenchResult, console: Any) -> None:
         console.print(line, markup=False)
 
 
+def warm_measure(interop: dict[str, Any]) -> str:
+    """How the warm figure was measured, and which run's split is shown."""
+    walls = interop.get("warm_walls_s")
+    if not walls:  # a results.json from before every run was recorded
+        return "best of 2 runs; the best run's split"
+    return (
+        f"median of {len(walls)} runs after an untimed one, min–max "
+        f"{min(walls):.1f}–{max(walls):.1f} s; the median run's split"
+    )
+
+
+def floor_line(interop: dict[str, Any]) -> str:
+    """What the floor is, what it assumes, and the warm/floor ratio, as one or two sentences."""
+    targets = (
+        f"Ratio {interop['ratio']:.2f} (targets: ≤ {interop['target_ratio']:g} × the floor and "
+        f"≤ {interop['target_s']:g} s)."
+    )
+    if "isolated_runs" not in interop:
+        return (
+            f"Floor {interop['floor_s']:.1f} s is the old serial estimate (every consumer's "
+            "benched cells summed, plus the driver's start), not a lower bound: this file "
+            f"predates the isolated runs a bound is measured from. {targets}"
+        )
+    work = interop["consumer_work_s"]
+    longest = max(work, key=work.__getitem__, default="none")
+    workers = interop["workers"]
+    # A failed consumer may stop early: its wall then understates its work (the bound holds).
+    failed = any(not run["ok"] for run in interop["isolated_runs"])
+    return (
+        f"Lower bound {interop['floor_s']:.1f} s = max(Σ consumer work "
+        f"{sum(work.values()):.1f} s / {workers} workers, longest {longest} "
+        f"{work.get(longest, 0.0):.1f} s) + driver start {interop['driver_start_s']:.1f} s, a "
+        f"consumer's work being its least process wall over {len(interop['isolated_runs'])} "
+        f"`-j 1` interop runs of the same plan; it holds as long as no consumer runs faster "
+        f"than alone and at most {workers} run at once"
+        f"{' (a serial run FAILED)' if failed else ''}. {targets}"
+    )
+
+
 def interop_lines(interop: dict[str, Any]) -> list[str]:
     """The warm (and cold) interop figures against their targets, as sentences."""
     lines = []
     if "warm_s" in interop:
+        failed = "" if interop.get("warm_ok", True) else "; a run FAILED"
         lines.append(
-            "Warm interop on {fixture_set}: {warm_s:.1f} s ({split}); floor (each "
-            "consumer's start-up, model loads and runs at interop settings, plus the driver's "
-            "start) {floor_s:.1f} s; ratio {ratio:.2f} (targets: ≤ {target_ratio:g} × floor and "
-            "≤ {target_s:g} s).".format(
-                **{
-                    "fixture_set": "the default fixture set",
-                    **interop,
-                    "split": _split_text(interop["warm_split"]),
-                }
-            )
+            f"Warm interop on {interop.get('fixture_set', 'the default fixture set')}: "
+            f"{interop['warm_s']:.1f} s ({warm_measure(interop)}: "
+            f"{_split_text(interop['warm_split'])}{failed}). {floor_line(interop)}"
         )
     cold = interop.get("cold")
     if cold:
@@ -454,8 +529,9 @@ def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> No
         f"{result.machine['memory_gb']} GiB, {result.machine['platform']}, Python {result.machine['python']}.",
         f"Settings: {', '.join(f'{k}={v}' for k, v in result.settings.items())}.",
         "",
-        "| fixture | format | consumer | status | start-up ms | load ms | first ms | p50 ms | p90 ms | peak RSS MB |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| fixture | format | signature | consumer | status | start-up ms | load ms | first ms "
+        "| p50 ms | p90 ms | peak RSS MB |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
 
     def ms(value: float | None) -> str:
@@ -463,21 +539,23 @@ def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> No
 
     for row in result.rows:
         lines.append(
-            f"| {row.fixture} | {row.format} | {row.consumer} | {row.status} | {ms(row.startup_s)} | "
+            f"| {row.fixture} | {row.format} | {row.signature} | {row.consumer} | {row.status} | "
+            f"{ms(row.startup_s)} | "
             f"{ms(row.load_s)} | {ms(row.first_run_s)} | {ms(row.p50_s)} | {ms(row.p90_s)} | "
             f"{row.max_rss_mb if row.max_rss_mb is not None else '-'} |"
         )
     lines += [
         "",
-        "| fixture | format | ratio | value | target | met | why (when missed) |",
-        "|---|---|---|---:|---:|---|---|",
+        "| fixture | format | signature | ratio | value | target | met | why (when missed) |",
+        "|---|---|---|---|---:|---:|---|---|",
     ]
     for ratio in result.ratios:
         value = "-" if ratio.value is None else f"{ratio.value:.3f}"
         target = "-" if ratio.target is None else f"{ratio.target:g}"
         met = {None: "-", True: "yes", False: "**no**"}[ratio.met]
         lines.append(
-            f"| {ratio.fixture} | {ratio.format} | {ratio.name} | {value} | {target} | {met} | {ratio.explanation} |"
+            f"| {ratio.fixture} | {ratio.format} | {ratio.signature} | {ratio.name} | {value} | "
+            f"{target} | {met} | {ratio.explanation} |"
         )
     for line in interop_lines(result.interop):
         lines += ["", line]
@@ -520,8 +598,18 @@ def rerender(args: Any, console: Any) -> int:
     from . import consumers as consumer_registry
     from .profile import SteadyProfile
 
-    saved = json.loads(args.rerender.read_text())
-    rows = [BenchRow(**r) for r in saved["rows"]]
+    try:
+        saved = json.loads(args.rerender.read_text())
+        rows = [BenchRow(**r) for r in saved["rows"]]
+        interop = dict(saved.get("interop") or {})
+        if "isolated_runs" in interop:
+            interop = with_floor(interop)  # the floor is derived, so it is re-derived
+        interop_lines(interop)  # an old file's floor is shown as recorded, and said to be old
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"cannot re-render {args.rerender}: not a results.json written by `tfinterop bench` "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     refs = {
         cell_key(ref): ref
         for ref in exported_cases(
@@ -553,12 +641,18 @@ def rerender(args: Any, console: Any) -> int:
         if not p.get("error")
     }
     result_ratios = ratios(rows)
-    settings = RunSettings(build_dir=args.build_dir, environment=dict(saved["settings"]))
+    recorded = saved["settings"]
+    # The settings hold the run options (numbers) and the consumers' environment (strings).
+    settings = RunSettings(
+        build_dir=args.build_dir,
+        threads=(recorded.get("intra_op_threads", 0), recorded.get("inter_op_threads", 0)),
+        environment={k: v for k, v in recorded.items() if isinstance(v, str)},
+    )
     explain_with_profiles(
         result_ratios, rows, refs, consumers, settings, args.build_dir / "bench",
         lambda text: console.print(f"[dim]{text}[/]"), args.profile_budget, known,
     )  # fmt: skip
-    result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], saved["interop"])
+    result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], interop)
     render(result, console)
     if args.write:
         write_benchmarks(
@@ -571,10 +665,63 @@ def rerender(args: Any, console: Any) -> int:
     return 0 if all(r.status in ("pass", "skip", "xfail") for r in rows) else 1
 
 
+def time_warm_interop(args: Any, work_root: Path) -> dict[str, Any]:
+    """``args.warm_runs`` timed warm interop runs over the benched fixtures and consumers, and
+    as many serial (``-j 1``) runs of the same plan, interleaved so that load drifts reach
+    both: the serial runs measure each consumer process alone, which the floor is built from."""
+    from .build import project_root
+
+    workers = args.interop_jobs or RunSettings(build_dir=args.build_dir).jobs
+    # The same fixtures, consumers and settings as the cells above.
+    selection = [a for name in args.fixtures or [] for a in ("-f", name)]
+    selection += [a for name in args.consumers or [] for a in ("-c", name)]
+    if args.fixtures_dir:
+        selection += ["--fixtures-dir", str(args.fixtures_dir)]
+    if args.onednn is not None:
+        selection += ["--onednn", args.onednn]
+    selection += [
+        "--build-dir", str(args.build_dir), "--repeat", str(INTEROP_REPEAT),
+        "--warmup", str(INTEROP_WARMUP), "--threads", ",".join(map(str, args.threads)),
+    ]  # fmt: skip
+    command = interop_command([*selection, "-j", str(workers)])
+    serial = interop_command([*selection, "-j", "1"])
+    report = work_root / "interop.json"
+    time_command(command)  # the first run may still refresh caches
+    runs, isolated, drivers = [], [], []
+    for _ in range(args.warm_runs):
+        runs.append(timed_interop(command, report))
+        isolated.append(timed_interop(serial, report))
+        # Start-up of the driver itself (nox + tfinterop import, or just the import).
+        drivers.append(round(time_command([*command, "--help"]), 3))
+    walls = [r["wall_s"] for r in runs]
+    median = statistics.median(walls)
+    interop = {
+        # Recorded relative to the checkout: benchmarks/ is committed, machine paths are not.
+        "command": " ".join(command).replace(f"{project_root()}/", ""),
+        "fixture_set": (
+            f"fixtures {', '.join(args.fixtures)}" if args.fixtures else "the default fixture set"
+        ),
+        "workers": workers,
+        "interop_repeat": INTEROP_REPEAT,
+        "interop_warmup": INTEROP_WARMUP,
+        "warm_runs": runs,
+        "warm_walls_s": walls,
+        # The split of the run nearest the median (with an even count, the median is a mean).
+        "warm_split": min(runs, key=lambda r: abs(r["wall_s"] - median))["split"],
+        "warm_ok": all(r["ok"] for r in runs),
+        "warm_s": median,
+        "isolated_runs": isolated,
+        "driver_starts_s": drivers,
+        "target_ratio": WARM_OVER_FLOOR_TARGET,
+        "target_s": WARM_INTEROP_SECONDS_TARGET,
+    }
+    return with_floor(interop)
+
+
 def run(args: Any, console: Any, environment: dict[str, str]) -> int:
     """The ``bench`` command: export (cached), build, measure every cell, print, write."""
     from . import consumers as consumer_registry
-    from .build import build_all, project_root
+    from .build import build_all
     from .report import write_json
 
     consumers = consumer_registry.by_name(args.consumers)
@@ -614,38 +761,14 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
         machine=machine_description(),
     )
     if args.interop_timing:
-        # The same fixtures as the cells above, so the floor and the run cover the same work.
-        selection = [a for name in args.fixtures or [] for a in ("-f", name)]
-        if args.fixtures_dir:
-            selection += ["--fixtures-dir", str(args.fixtures_dir)]
-        command = interop_command(["--build-dir", str(args.build_dir), *selection])
-        time_command(command)  # the first run may still refresh caches
-        runs = [timed_interop(command, work_root / "interop.json") for _ in range(2)]
-        best = min(runs, key=lambda r: r["wall_s"])
-        warm = best["wall_s"]
-        # Start-up of the driver itself (nox + tfinterop import, or just the import).
-        driver = min(time_command([*command, "--help"]) for _ in range(2))
-        floor = floor_estimate(rows, interop_repeat=3, interop_warmup=1) + driver
-        result.interop = {
-            # Recorded relative to the checkout: benchmarks/ is committed, machine paths are not.
-            "command": " ".join(command).replace(f"{project_root()}/", ""),
-            "driver_start_s": driver,
-            "fixture_set": (
-                f"fixtures {', '.join(args.fixtures)}"
-                if args.fixtures
-                else "the default fixture set"
-            ),
-            "warm_split": best["split"],
-            "warm_ok": best["ok"],
-            "warm_s": warm,
-            "floor_s": floor,
-            "ratio": warm / floor if floor else float("nan"),
-            "target_ratio": WARM_OVER_FLOOR_TARGET,
-            "target_s": WARM_INTEROP_SECONDS_TARGET,
-        }
+        result.interop = time_warm_interop(args, work_root)
     if args.cold:
         console.print("[dim]cold `nox -s interop` in a fresh clone (several minutes) ...[/]")
         result.interop["cold"] = cold_interop(work_root)
+    if args.check_timing:  # `check` vs `saved_model_cli run`: bench_check.py
+        from .bench_check import run as time_check
+
+        result.interop["check"] = time_check(args, refs, environment, console)
     render(result, console)
     if args.json:
         write_json(args.json, result.as_dict())

@@ -1,14 +1,22 @@
 """``tfinterop check PATH``: run someone else's model through every consumer and compare.
 
-The reference is Python: the ``python`` consumer runs the model first, alone, and its
-outputs become the reference (TensorFlow's Python API is what the model was written and
-tested with). Then every consumer that loads the format, ``python`` included, runs it and
-is compared with that reference exactly as ``interop`` compares with an export's
-reference: the ``python`` row is a second, independent process, so it shows whether the
-model reproduces itself at all (random ops, state that leaks between runs). With
+The reference is Python: the ``python`` consumer's first run of the model (TensorFlow's
+Python API is what the model was written and tested with). Every consumer that loads the
+format, ``python`` included, runs it and is compared with that reference exactly as
+``interop`` compares with an export's reference. The reference and the ``python`` row come
+from one Python process (one ``import tensorflow``): when no checked signature writes state
+the row is a later run of the reference's load, so a model that does not reproduce itself
+(random ops, state leaking between runs) shows there; otherwise each job loads afresh. With
 ``--expected FILE.npz`` (values recorded elsewhere: by whoever trained the model, or a
-published test value) every consumer, Python included, is also compared with those, in
-rows labelled ``<model> vs expected``.
+published test value) every consumer, Python included, is also compared with those, in rows
+labelled ``<model> vs expected``. When the reference cannot be produced, the consumers that
+ran are compared with each other instead (``<model> consensus`` rows, one per pair), and
+their own rows say there is no Python reference.
+
+Python loads TF1 SavedModels (no object graph) in a v1 Session over the MetaGraph, as TF1
+serving and the C API do, and falls back to that when ``tf.saved_model.load`` cannot revive
+a TF2 SavedModel's objects (``--python-loader`` forces either way). Inspecting the model
+needs no ``import tensorflow`` in this process, so the consumers start within a second.
 
 Each consumer loads the model afresh, so a stateful signature (one that applies a training
 step) starts from the same restored state in every consumer; the outputs compared are
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -39,6 +48,7 @@ import numpy as np
 
 from . import plan as plan_format
 from . import tensors
+from .compare import compare
 from .consumers import NON_UTF8_STRINGS, Consumer
 from .errors import UserError
 from .fixtures import Tolerance
@@ -49,10 +59,12 @@ from .pipeline import (
     Cell,
     RunSettings,
     apply_expectation,
+    build_plan,
     cell_expectation,
     compare_job,
     run_consumers,
     settings_from_args,
+    signature_label,
 )
 from .run import ConsumerRun, run_consumer
 
@@ -121,6 +133,8 @@ class CheckOptions:
     examples: list[FeatureSpec] = field(default_factory=list)
     tolerance: Tolerance = DEFAULT_TOLERANCE
     label: str | None = None
+    python_loader: str = "auto"
+    """How the Python consumer loads SavedModels: auto, object or session."""
 
 
 @dataclass
@@ -135,6 +149,8 @@ class PreparedCase:
     notes: list[str] = field(default_factory=list)
     generated: dict[str, str] = field(default_factory=dict)
     """Input key -> how it was made (``--inputs``, generated shape and range)."""
+    python_load: str = ""
+    """How the Python consumer loaded the model for the reference (its job record)."""
 
 
 @dataclass
@@ -149,6 +165,10 @@ class CheckResult:
     tolerance: Tolerance = DEFAULT_TOLERANCE
     problems: list[Cell] = field(default_factory=list)
     """Cases that could not be prepared (all-signatures mode): one error row each."""
+    warnings: list[str] = field(default_factory=list)
+    """Options that did nothing (``--dim`` on an input without unknown dimensions)."""
+    shared_load: bool = False
+    """The Python reference and the python row ran on one load (no signature writes state)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,8 +178,11 @@ class CheckResult:
             "work_dir": str(self.work),
             "reference": (
                 f"outputs of the {REFERENCE_CONSUMER} consumer's own first run; rows "
-                "'<model> vs expected' compare with --expected"
+                "'<model> vs expected' compare with --expected; without a reference, rows "
+                "'<model> consensus' compare the consumers with each other"
             ),
+            "warnings": self.warnings,
+            "shared_load": self.shared_load,
             "cases": [
                 {
                     "signature": p.case.signature,
@@ -176,6 +199,7 @@ class CheckResult:
                     },
                     "input_source": p.generated,
                     "reference_problem": p.reference_problem,
+                    "python_load": p.python_load,
                     "requires": p.requires,
                     "notes": p.notes,
                 }
@@ -659,17 +683,58 @@ def _work_dir(options: CheckOptions, label: str) -> Path:
         ) from None
 
 
-def _reference_run(
+REFERENCE_JOB = "reference/{index}"
+
+
+@dataclass
+class PythonRun:
+    """The one Python process of a check: the reference jobs, then the python row's jobs."""
+
+    run: ConsumerRun | None
+    missing: str | None
+    rows: bool
+    """Whether the python consumer was chosen (its row's jobs are in the plan)."""
+
+    def failure(self) -> str | None:
+        if self.missing:
+            return self.missing
+        if self.run is not None and self.run.failure:
+            return self.run.failure.describe()
+        return None
+
+
+def _python_environment(
+    settings: RunSettings, options: CheckOptions, share: bool
+) -> dict[str, str]:
+    from .consumers.python_runner import LOADER_VARIABLE, SHARE_LOADS_VARIABLE
+
+    return {
+        **settings.environment,
+        LOADER_VARIABLE: options.python_loader,
+        SHARE_LOADS_VARIABLE: "1" if share else "0",
+    }
+
+
+def _python_run(
     python: Consumer,
     prepared: list[PreparedCase],
     refs: list[CaseRef],
     work: Path,
     settings: RunSettings,
-) -> None:
-    """Python runs every case once; its outputs are written straight into ``reference/``.
+    options: CheckOptions,
+    *,
+    rows: bool,
+    share: bool,
+) -> PythonRun:
+    """One Python process computes the reference and, when python is a chosen consumer, its
+    row: ``import tensorflow`` (2-3 s) is paid once. Reference outputs are written straight
+    into ``reference/``. With ``share`` (no checked signature writes state) the row's jobs
+    reuse the reference's load, so the row compares a later run of the same load with the
+    first (random ops and state leaking between runs still show); otherwise every job loads
+    the model afresh, as each consumer does.
 
-    Updates the cases (output dtypes and shapes, requirements) and the refs (why there is
-    no reference) in place: it runs while the consumers run, before they are compared."""
+    Updates the cases (output dtypes and shapes, requirements, how Python loaded them) and
+    the refs (why there is no reference) in place."""
     plan = plan_format.Plan(
         intra_op_threads=settings.threads[0], inter_op_threads=settings.threads[1]
     )
@@ -677,7 +742,7 @@ def _reference_run(
         case = item.case
         plan.jobs.append(
             plan_format.Job(
-                id=f"{index}",
+                id=REFERENCE_JOB.format(index=index),
                 model=case.model,
                 format=case.format,
                 tags=case.tags or ["serve"],
@@ -688,21 +753,32 @@ def _reference_run(
                 repeat=1,
             )
         )
-    missing = python.missing(settings.build_dir)
+    missing = settings.unavailable(python)
+    run_dir = work / "python-run"
+    if rows:
+        plan.jobs += build_plan(
+            python,
+            refs,
+            run_dir / "row",
+            warmup=settings.warmup,
+            repeat=settings.repeat,
+            threads=settings.threads,
+        ).jobs
     run: ConsumerRun | None = None
     if not missing:
         run = run_consumer(
             python,
             plan,
-            work / "reference-run",
+            run_dir,
             settings.build_dir,
             timeout_s=settings.timeout_s,
-            environment=settings.environment,
+            environment=_python_environment(settings, options, share),
         )
+    result = PythonRun(run, missing, rows)
     for index, item in enumerate(prepared):
-        record = run.jobs.get(f"{index}") if run else None
+        record = run.jobs.get(REFERENCE_JOB.format(index=index)) if run else None
         if record is None:
-            why = missing or (run.failure.describe() if run and run.failure else "no record")
+            why = result.failure() or "no record"
             item.reference_problem = f"{REFERENCE_CONSUMER} (the reference) did not run: {why}"
         elif record.get("status") != "ok":
             item.reference_problem = (
@@ -710,7 +786,9 @@ def _reference_run(
                 f"[{record.get('stage', '?')}] {one_line(str(record.get('error', '')))}"
             )
         refs[index].reference_problem = item.reference_problem
-        if item.reference_problem:
+        if record is not None and record.get("loader"):
+            item.python_load = str(record["loader"])
+        if item.reference_problem or record is None:
             continue
         written = {o.get("key"): o for o in record.get("outputs") or []}
         for entry in item.case.outputs:
@@ -723,6 +801,38 @@ def _reference_run(
                 item.requires.setdefault(
                     NON_UTF8_STRINGS, f"output {entry.key!r} holds bytes that are not valid UTF-8"
                 )
+    return result
+
+
+def _python_cells(
+    python: Consumer, result: PythonRun, refs: list[CaseRef]
+) -> tuple[list[Cell], dict[str, Any]]:
+    """The python row (as ``run_consumers`` makes rows) and what the consumer reported."""
+    run = result.run
+    failure = result.failure()
+    if run is not None and run.protocol_errors and not failure:
+        failure = f"{python.name} broke the contract: {run.protocol_errors[0]}"
+    cells = []
+    for index, ref in enumerate(refs):
+        expectation = cell_expectation(python, ref)
+        if expectation is not None and expectation.kind == "skip":
+            cell = Cell(ref.fixture, ref.case.format, ref.label, python.name, "skip")
+            cells.append(apply_expectation(cell, expectation))
+            continue
+        record = run.jobs.get(ref.job_id) if run else None
+        cell = compare_job(ref, python.name, record, failure)
+        reference = run.jobs.get(REFERENCE_JOB.format(index=index)) if run else None
+        if record and reference and "reusing" in str(record.get("loader", "")):
+            cell.load_s = reference.get("load_s")  # the load it shares, not the lookup
+        cells.append(apply_expectation(cell, expectation))
+    info: dict[str, Any] = {}
+    if run is not None:
+        info = {
+            **{k: v for k, v in run.info.items() if k != "record"},
+            "max_rss_kb": run.done.get("max_rss_kb"),
+            "wall_s": round(run.wall_s, 3),
+        }
+    return cells, info
 
 
 def _case_ref(item: PreparedCase, tolerance: Tolerance, label: str) -> CaseRef:
@@ -797,6 +907,7 @@ def run_check(
     settings: RunSettings,
     *,
     on_phase: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """Inspect, prepare inputs, run the Python reference, run every consumer, compare."""
     from .consumers import by_name
@@ -833,6 +944,10 @@ def run_check(
                 for c in runnable
             ]
     _check_keys(given, expected, specs, fmt == "frozen")
+    warnings = _dim_warnings(specs, options, given, fmt == "frozen")
+    for warning in warnings:
+        if on_warning:
+            on_warning(warning)
     if any(ch in str(model) + str(work) for ch in "\t\n\r"):
         raise UserError(f"{model}: paths with tabs or newlines cannot go into a plan")
     settings.runs_dir = work / "runs"
@@ -843,23 +958,47 @@ def run_check(
             f"running {len(prepared)} case(s): the {REFERENCE_CONSUMER} reference, then "
             f"comparing {', '.join(c.name for c in runnable)}"
         )
-    # The reference runs alongside the consumers; each consumer's completion waits for it,
-    # so run_consumers compares only once the reference files exist.
+    python = by_name([REFERENCE_CONSUMER])[0]
+    others = [c for c in runnable if c.name != REFERENCE_CONSUMER]
+    with_row = len(others) < len(runnable)
+    share = not any(item.state_writers for item in prepared)
+    # Python (reference and row, one process) runs alongside the other consumers, all started
+    # at once; each one's completion waits for the reference, so comparing starts only once
+    # the reference files exist. (Running Rust and C one after the other beside Python, so
+    # that three processes do not share two cores, measured no faster: 1.63 vs 1.59 x
+    # saved_model_cli on MobileNetV3, 6 alternating runs each.)
     with ThreadPoolExecutor(max_workers=1) as pool:
         reference = pool.submit(
-            _reference_run, by_name([REFERENCE_CONSUMER])[0], prepared, refs, work, settings
+            _python_run, python, prepared, refs, work, settings, options, rows=with_row, share=share
         )
 
         def done(run: ConsumerRun) -> None:
             runs[run.consumer] = run
             reference.result()
 
-        cells, consumer_info = run_consumers(runnable, refs, settings, on_done=done)
-        reference.result()
+        other_cells, consumer_info = (
+            run_consumers(others, refs, settings, on_done=done) if others else ([], {})
+        )
+        python_result = reference.result()
+    cells: list[Cell] = []
+    records = {name: run.jobs for name, run in runs.items()}
+    if with_row:
+        python_cells, python_info = _python_cells(python, python_result, refs)
+        cells += python_cells
+        consumer_info = {python.name: python_info, **consumer_info}
+        if python_result.run is not None:
+            records[python.name] = python_result.run.jobs
+    cells += other_cells
+    cells = _without_reference(cells, refs, with_row, expected is not None)
+    cells += _consensus_cells(refs, records, [c.name for c in runnable], options.tolerance)
     for cell in cells:
         cell.message = one_line(cell.message)
     if expected is not None:
         missing = {c.name: settings.unavailable(c) for c in runnable}
+        if with_row:
+            missing[python.name] = python_result.failure()
+            if python_result.run is not None:
+                runs[python.name] = python_result.run
         for cell in _expected_cells(runnable, runs, prepared, label, work, refs, missing):
             cell.message = one_line(cell.message)
             cells.append(cell)
@@ -873,7 +1012,166 @@ def run_check(
         work=work,
         tolerance=options.tolerance,
         problems=problems,
+        warnings=warnings,
+        shared_load=share,
     )
+
+
+NOTHING_TO_COMPARE = "ran, but there is nothing to compare with: "
+"""How ``compare_job`` starts the message of a consumer that ran while the reference failed."""
+
+
+def _without_reference(
+    cells: list[Cell], refs: list[CaseRef], with_row: bool, expected: bool
+) -> list[Cell]:
+    """A consumer that ran while the reference failed is not in error: its row says it was
+    compared by consensus (and --expected) instead. The failure stays visible: the python
+    row is an error, or, when python is not a chosen consumer, a ``python (reference)`` row."""
+    problems = {(r.case.format, r.label): r.reference_problem for r in refs if r.reference_problem}
+    instead = "the consensus rows" + (" and the 'vs expected' rows" if expected else "")
+    out = []
+    for cell in cells:
+        problem = problems.get((cell.format, cell.signature))
+        if (
+            problem
+            and cell.status == "error"
+            and cell.consumer != REFERENCE_CONSUMER
+            and cell.message.startswith(NOTHING_TO_COMPARE)
+        ):
+            cell.status = "skip"
+            cell.message = f"no Python reference ({problem}); its outputs are compared in {instead}"
+        out.append(cell)
+    if not with_row:
+        for ref in refs:
+            if ref.reference_problem:
+                out.append(
+                    Cell(
+                        ref.fixture,
+                        ref.case.format,
+                        ref.label,
+                        f"{REFERENCE_CONSUMER} (reference)",
+                        "error",
+                        ref.reference_problem,
+                    )
+                )
+    return out
+
+
+def _consensus_cell(
+    ref: CaseRef,
+    first: tuple[str, dict[str, Any]],
+    second: tuple[str, dict[str, Any]],
+    tolerance: Tolerance,
+) -> Cell:
+    """``second``'s outputs against ``first``'s, under the check's tolerance."""
+    (a, record_a), (b, record_b) = first, second
+    cell = Cell(f"{ref.fixture} consensus", ref.case.format, ref.label, f"{a} vs {b}", "fail")
+    written = [
+        {o.get("key"): o for o in record.get("outputs") or [] if isinstance(o, dict)}
+        for record in (record_a, record_b)
+    ]
+    messages = []
+    for entry in ref.case.outputs:
+        output_a, output_b = (w.get(entry.key) for w in written)
+        if output_a is None or output_b is None:
+            who = a if output_a is None else b
+            messages.append(f"output {entry.key}: not written by {who}")
+            continue
+        try:
+            value_a = tensors.read_tensor(output_a["file"], output_a.get("dtype"))
+            value_b = tensors.read_tensor(output_b["file"], output_b.get("dtype"))
+        except Exception as exc:  # a garbage output file is a failed row, not a crash
+            messages.append(f"output {entry.key}: unreadable ({exc})")
+            continue
+        result = compare(entry.key, value_b, value_a, tolerance)
+        cell.outputs.append(result)
+        if not result.passed:
+            messages.append(result.summary())
+    errors = [o.max_abs for o in cell.outputs if o.max_abs is not None]
+    cell.max_abs = max(errors, default=None)
+    cell.max_rel = max((o.max_rel for o in cell.outputs if o.max_rel is not None), default=None)
+    cell.status = "fail" if messages else "pass"
+    if messages:
+        cell.message = f"no Python reference: {b} vs {a}: " + " || ".join(messages)
+    else:
+        worst = "equal" if not cell.max_abs else f"worst |diff| {cell.max_abs:.3g}"
+        cell.message = (
+            f"no Python reference: {a} and {b} agree ({worst}; atol={tolerance.atol:g}, "
+            f"rtol={tolerance.rtol:g})"
+        )
+    return cell
+
+
+def _consensus_cells(
+    refs: list[CaseRef],
+    records: dict[str, dict[str, dict[str, Any]]],
+    order: list[str],
+    tolerance: Tolerance,
+) -> list[Cell]:
+    """Where there is no reference, every pair of consumers that ran compared with each
+    other: one row per pair, naming it, with its worst difference."""
+    cells = []
+    for ref in refs:
+        if not ref.reference_problem:
+            continue
+        ran = [(name, records[name].get(ref.job_id)) for name in order if name in records]
+        ok = [(name, r) for name, r in ran if r is not None and r.get("status") == "ok"]
+        for first, second in itertools.combinations(ok, 2):
+            cells.append(_consensus_cell(ref, first, second, tolerance))
+    return cells
+
+
+def _dim_warnings(
+    specs: list[_Spec], options: CheckOptions, given: dict[str, np.ndarray] | None, graph: bool
+) -> list[str]:
+    """``--dim`` that can size nothing: a key naming no input is refused; a key (or a bare
+    ``--dim N``) whose inputs have no unknown dimension to size is a warning naming them."""
+    inputs = [
+        (spec.signature, key, dtype, shape)
+        for spec in specs
+        for key, _, dtype, shape in spec.inputs
+    ]
+    keys = sorted({key for _, key, _, _ in inputs})
+    for key, size in options.dims.items():
+        if key is not None and key not in keys:
+            raise UserError(
+                f"--dim {key}={size}: the model has no input {key!r} (inputs: "
+                f"{', '.join(keys) or 'none'}); --dim N sizes every input's unknown dimensions"
+            )
+
+    def unsized(signature: str, key: str, dtype: str, declared: list[int] | None) -> str | None:
+        """Why --dim cannot size this input, or None when it can."""
+        what = f"input {key!r}" + ("" if graph else f" of {signature}")
+        if given is not None and _lookup(given, signature, key, graph) is not None:
+            return f"{what} comes from --inputs"
+        if key in options.shapes:
+            return f"{what} has its whole shape from --shape"
+        if dtype == tensors.STRING and options.examples and declared is None:
+            declared = [-1]  # generate_input's batch of serialized Examples
+        if declared is None:
+            return f"{what} has unknown rank (give --shape {key}=D0,D1,...)"
+        if all(d >= 0 for d in declared):
+            return f"{what} has shape {format_shape(declared)}, no unknown dimension"
+        return None
+
+    def overridden(item: tuple[str, str, str, list[int] | None]) -> str | None:
+        """Why a bare --dim N cannot size this input: its own --dim KEY=M wins."""
+        key = item[1]
+        if key in options.dims:
+            return f"input {key!r} takes --dim {key}={options.dims[key]}"
+        return unsized(*item)
+
+    warnings = []
+    for key, size in options.dims.items():
+        reasons = [
+            unsized(*item) if key is not None else overridden(item)
+            for item in inputs
+            if key is None or item[1] == key
+        ]
+        if reasons and all(reasons):
+            option = f"--dim {size}" if key is None else f"--dim {key}={size}"
+            warnings.append(f"{option} does nothing: {'; '.join(r for r in reasons if r)}")
+    return warnings
 
 
 def _check_keys(
@@ -913,19 +1211,36 @@ def _check_keys(
 
 def notes(result: CheckResult) -> list[str]:
     """Lines printed under the table: what was fed, what the reference is, what to expect."""
+    row = (
+        "a later run of the same load (no checked signature writes state)"
+        if result.shared_load
+        else "a fresh load in the same process"
+    )
     lines = [
         f"reference: the {REFERENCE_CONSUMER} consumer's own first run of {result.label}; "
-        f"the {REFERENCE_CONSUMER} row is a second, independent run"
+        f"the {REFERENCE_CONSUMER} row is {row}"
         + (
             "; rows 'vs expected' compare with --expected"
             if any(c.expected for c in result.cases)
             else ""
         )
     ]
+    compared = {c.signature for c in result.cells if c.fixture == f"{result.label} consensus"}
     for item in result.cases:
         name = item.case.signature if item.case.signature != GRAPH_SIGNATURE else "graph"
         for key, how in item.generated.items():
             lines.append(f"input {name}/{key}: {how}")
+        if item.python_load and item.python_load != "tf.saved_model.load":
+            lines.append(f"python loaded {name}: {item.python_load}")
+        if item.reference_problem:
+            lines.append(
+                f"no Python reference for {name}: "
+                + (
+                    "the consumers that ran it are compared with each other (consensus rows)"
+                    if signature_label(item.case) in compared
+                    else "fewer than two consumers ran it, so there is no consensus either"
+                )
+            )
         if item.state_writers:
             lines.append(
                 f"stateful: {name} writes variables ({', '.join(item.state_writers)}); each "
@@ -996,7 +1311,6 @@ def save_fixture(result: CheckResult, name: str, fixtures_dir: Path, seed: int) 
     """Write ``fixtures_dir/NAME.py`` and ``fixtures_dir/data/NAME/`` (model, inputs,
     Python's reference) so the checked model runs in every later ``interop``."""
     from .fixtures import NAME_PATTERN
-    from .pipeline import signature_label
     from .tfenv import find_tensorflow
 
     if not NAME_PATTERN.match(name):
@@ -1146,6 +1460,7 @@ def options_from_args(args: Any) -> CheckOptions:
         ranges=ranges,
         examples=[FeatureSpec.parse(text) for text in args.example or []],
         tolerance=Tolerance(atol=args.atol, rtol=args.rtol),
+        python_loader=args.python_loader,
     )
 
 
@@ -1198,10 +1513,22 @@ def add_arguments(parser: Any) -> None:
         "--consumer", "-c", action="append", dest="consumers", metavar="NAME",
         help="only these consumers (the python reference always runs)",
     )  # fmt: skip
+    run.add_argument(
+        "--python-loader", choices=("auto", "object", "session"), default="auto",
+        help="how Python loads SavedModels: tf.saved_model.load (object), a v1 Session over "
+        "the MetaGraph as TF1 serving and the C API do (session), or auto: session for TF1 "
+        "SavedModels and when the object graph cannot be revived, else object (default)",
+    )  # fmt: skip
     run.add_argument("--timeout", type=float, default=900.0, help="seconds per consumer process")
     run.add_argument("-j", "--jobs", type=_positive, default=None)
-    run.add_argument("--repeat", type=_positive, default=3, help="timed runs after the first")
-    run.add_argument("--warmup", type=int, default=1, help="untimed runs after the first")
+    # check compares first runs; more runs only time them (`tfinterop bench` measures
+    # latency), and cost ~10% of a MobileNetV3 check's CPU: one timed run by default.
+    run.add_argument(
+        "--repeat", type=_positive, default=1, help="timed runs after the first (default 1)"
+    )
+    run.add_argument(
+        "--warmup", type=int, default=0, help="untimed runs after the first (default 0)"
+    )
     run.add_argument("--threads", type=_threads, default=(0, 0), metavar="INTRA,INTER")
     run.add_argument("--onednn", choices=("0", "1"), default=None)
     run.add_argument("--no-build", action="store_true", help="use the consumers as built")
@@ -1249,7 +1576,11 @@ def main(
     failures = {} if args.no_build else _build(consumers, args.build_dir, console)
     settings = settings_from_args(args, environment, build_failures=failures)
     result = run_check(
-        options, consumers, settings, on_phase=lambda text: console.print(f"[dim]{text} ...[/]")
+        options,
+        consumers,
+        settings,
+        on_phase=lambda text: console.print(f"[dim]{text} ...[/]"),
+        on_warning=lambda text: console.print(Text("warning: ", style="bold yellow") + Text(text)),
     )
     render_table(result.cells, console)
     for line in notes(result):

@@ -9,7 +9,9 @@ without a CPU kernel, fail with "Op type not registered" / "No OpKernel was regi
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,14 @@ from rich.text import Text
 
 from . import graphdef
 from .errors import UserError
-from .kernels import KernelProblem, Registry, check_ops, load_registry
-from .savedmodel import SavedModelInfo, TensorInfo, read_saved_model
+from .kernels import KernelProblem, Registry, check_ops
+from .savedmodel import (
+    SHAPE_FROM_SIGNATURE,
+    SavedModelInfo,
+    TensorInfo,
+    proto_class,
+    read_saved_model,
+)
 
 SAVED_MODEL = "saved_model"
 GRAPH_DEF = "graph_def"
@@ -175,34 +183,81 @@ def model_format(path: Path) -> tuple[str, Path]:
     raise UserError(f"{path} does not exist")
 
 
+def load_registry_without_tensorflow(build_dir: Path) -> Registry:
+    """``kernels.load_registry`` with the OpList/KernelList classes built from the wheel's
+    descriptors (``savedmodel.proto_class``): the same registry, without the 2-3 s
+    ``import tensorflow`` that ``check`` would pay before starting any consumer."""
+    from .kernels import dump_registry
+    from .tfenv import find_tensorflow
+
+    ops_path, kernels_path, source = dump_registry(build_dir)
+    op_list = proto_class("tensorflow.OpList", "tensorflow/core/framework/op_def.proto")()
+    op_list.ParseFromString(ops_path.read_bytes())
+    kernel_list = proto_class(
+        "tensorflow.KernelList", "tensorflow/core/framework/kernel_def.proto"
+    )()
+    kernel_list.ParseFromString(kernels_path.read_bytes())
+    devices: dict[str, set[str]] = {}
+    for kernel in kernel_list.kernel:
+        devices.setdefault(kernel.op, set()).add(kernel.device_type)
+    return Registry(
+        source=source,
+        tf_version=find_tensorflow().version,
+        op_defs={op.name: op for op in op_list.op},
+        kernel_devices={op: frozenset(d) for op, d in devices.items()},
+    )
+
+
 def _registry(build_dir: Path | None) -> tuple[Registry | None, KernelCheck]:
     if build_dir is None:
         return None, KernelCheck(False, reason="not asked for")
     try:
-        registry = load_registry(build_dir)
+        registry = load_registry_without_tensorflow(build_dir)
     except UserError as exc:
         return None, KernelCheck(False, reason=str(exc))
     return registry, KernelCheck(True, library=registry.source, tf_version=registry.tf_version)
 
 
+_VERSION_DEFINE = re.compile(r"^#define\s+(TF_GRAPH_DEF_VERSION(?:_MIN_PRODUCER)?)\s+(\d+)", re.M)
+
+
+@cache
+def graph_def_versions() -> tuple[int, int]:
+    """(oldest producer accepted, current) GraphDef versions of the wheel's libtensorflow,
+    from its ``tensorflow/core/public/version.h`` (the header the consumers compile against),
+    else from ``tf.version`` (importing TensorFlow)."""
+    from .tfenv import find_tensorflow
+
+    try:
+        header = Path(find_tensorflow().include_dir) / "tensorflow/core/public/version.h"
+        defines = dict(_VERSION_DEFINE.findall(header.read_text(encoding="utf-8")))
+        return (
+            int(defines["TF_GRAPH_DEF_VERSION_MIN_PRODUCER"]),
+            int(defines["TF_GRAPH_DEF_VERSION"]),
+        )
+    except (UserError, OSError, KeyError, ValueError):
+        import tensorflow as tf
+
+        return tf.version.GRAPH_DEF_VERSION_MIN_PRODUCER, tf.version.GRAPH_DEF_VERSION
+
+
 def _version_problems(graph_def: Any, what: str) -> list[str]:
     """GraphDef versions this TensorFlow refuses to load (too old a producer, too new)."""
-    import tensorflow as tf
-
+    min_producer, current = graph_def_versions()
     versions = graph_def.versions
     problems = []
-    if versions.producer and versions.producer < tf.version.GRAPH_DEF_VERSION_MIN_PRODUCER:
+    if versions.producer and versions.producer < min_producer:
         problems.append(
             f"{what}: GraphDef producer version {versions.producer} is older than this "
-            f"TensorFlow accepts ({tf.version.GRAPH_DEF_VERSION_MIN_PRODUCER}): loading will fail"
+            f"TensorFlow accepts ({min_producer}): loading will fail"
         )
-    if versions.min_consumer > tf.version.GRAPH_DEF_VERSION:
+    if versions.min_consumer > current:
         problems.append(
             f"{what}: needs GraphDef version >= {versions.min_consumer}, this TensorFlow has "
-            f"{tf.version.GRAPH_DEF_VERSION}: loading will fail"
+            f"{current}: loading will fail"
         )
-    if tf.version.GRAPH_DEF_VERSION in versions.bad_consumers:
-        problems.append(f"{what}: marks GraphDef version {tf.version.GRAPH_DEF_VERSION} as bad")
+    if current in versions.bad_consumers:
+        problems.append(f"{what}: marks GraphDef version {current} as bad")
     return problems
 
 
@@ -245,7 +300,25 @@ def _signature_report(
     if report.callable:
         for input_key, info in sorted(signature.inputs.items()):
             report.notes += _input_notes(input_key, info)
+        for kind, infos in (("input", signature.inputs), ("output", signature.outputs)):
+            for tensor_key, info in sorted(infos.items()):
+                report.notes += _shape_notes(kind, tensor_key, info)
     return report
+
+
+def _shape_notes(kind: str, key: str, info: TensorInfo) -> list[str]:
+    """A TensorInfo without ``tensor_shape`` (TF 1.0-era exporters) has an unknown shape."""
+    if info.shape_source == SHAPE_FROM_SIGNATURE:
+        return []
+    if info.shape is None:
+        return [
+            f"{kind} {key!r}: the signature records no shape and the graph none either: "
+            "unknown rank" + (" (check needs --shape or --inputs)" if kind == "input" else "")
+        ]
+    return [
+        f"{kind} {key!r}: the signature records no shape; shape {format_shape(info.shape)} "
+        f"is the graph's ({info.shape_source})"
+    ]
 
 
 def _signature_order(key: str) -> tuple[int, str]:
@@ -394,6 +467,7 @@ def _signature_table(meta: MetaGraphReport) -> Table:
         table.add_column(column, no_wrap=column not in ("method",))
     for signature in meta.signatures:
         style = "" if signature.callable else "dim"
+        rows: list[tuple[str, str, TensorInfo | None]]
         rows = [("in", k, t) for k, t in sorted(signature.inputs.items())]
         rows += [("out", k, t) for k, t in sorted(signature.outputs.items())]
         if not rows:
@@ -472,8 +546,9 @@ def render(inspection: Inspection, console: Console) -> None:
         else:
             console.print("variables: none")
     else:
-        graph = inspection.graph
-        assert graph is not None
+        graph_analysis = inspection.graph
+        assert graph_analysis is not None
+        graph = graph_analysis
         table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
         for column in ("", "tensor", "op", "dtype", "shape", "note"):
             table.add_column(column, no_wrap=column != "note")
