@@ -30,6 +30,7 @@ from .pipeline import (
     Cell,
     CellOutcome,
     RunSettings,
+    applicable,
     apply_expectation,
     build_plan,
     cell_expectation,
@@ -133,7 +134,8 @@ def bench_cell(consumer: Consumer, ref: CaseRef, settings: RunSettings, work: Pa
         threads=settings.threads,
     )
     if not plan.jobs:
-        row.status, row.message = "skip", "declared skip or format not supported"
+        declared = cell_expectation(consumer, ref)  # callers pass applicable pairs only
+        row.status, row.message = "skip", declared.reason if declared else "declared skip"
         return row
     run = run_consumer(
         consumer,
@@ -732,7 +734,7 @@ def run(args: Any, console: Any, environment: dict[str, str]) -> int:
     work_root = args.build_dir / "bench"
     rows = []
     for ref in refs:
-        for consumer in consumers:
+        for consumer in (c for c in consumers if applicable(c, ref)):  # other pairs: no cell
             work = work_root / consumer.name / ref.job_id.replace("/", "__")
             console.print(f"[dim]bench {ref.job_id} on {consumer.name} ...[/]")
             rows.append(bench_cell(consumer, ref, settings, work))
