@@ -118,7 +118,7 @@ class RustConsumer(ScriptsDirConsumer):
 ALL_CONSUMERS: tuple[Consumer, ...] = (
     PythonConsumer(
         "python",
-        "TensorFlow Python: v1 Session on frozen graphs, tf.saved_model.load on SavedModels",
+        "TensorFlow Python: v1 Session on frozen graphs, tf.saved_model.load on SavedModels (a v1 Session for TF1 ones, or when it fails)",
         frozenset(
             {FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT, OBJECT_GRAPH}
         ),
