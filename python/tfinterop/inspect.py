@@ -21,12 +21,11 @@ from rich.text import Text
 
 from . import graphdef
 from .errors import UserError
-from .kernels import KernelProblem, Registry, check_ops
+from .kernels import KernelProblem, Registry, check_ops, load_registry
 from .savedmodel import (
     SHAPE_FROM_SIGNATURE,
     SavedModelInfo,
     TensorInfo,
-    proto_class,
     read_saved_model,
 )
 
@@ -183,36 +182,11 @@ def model_format(path: Path) -> tuple[str, Path]:
     raise UserError(f"{path} does not exist")
 
 
-def load_registry_without_tensorflow(build_dir: Path) -> Registry:
-    """``kernels.load_registry`` with the OpList/KernelList classes built from the wheel's
-    descriptors (``savedmodel.proto_class``): the same registry, without the 2-3 s
-    ``import tensorflow`` that ``check`` would pay before starting any consumer."""
-    from .kernels import dump_registry
-    from .tfenv import find_tensorflow
-
-    ops_path, kernels_path, source = dump_registry(build_dir)
-    op_list = proto_class("tensorflow.OpList", "tensorflow/core/framework/op_def.proto")()
-    op_list.ParseFromString(ops_path.read_bytes())
-    kernel_list = proto_class(
-        "tensorflow.KernelList", "tensorflow/core/framework/kernel_def.proto"
-    )()
-    kernel_list.ParseFromString(kernels_path.read_bytes())
-    devices: dict[str, set[str]] = {}
-    for kernel in kernel_list.kernel:
-        devices.setdefault(kernel.op, set()).add(kernel.device_type)
-    return Registry(
-        source=source,
-        tf_version=find_tensorflow().version,
-        op_defs={op.name: op for op in op_list.op},
-        kernel_devices={op: frozenset(d) for op, d in devices.items()},
-    )
-
-
 def _registry(build_dir: Path | None) -> tuple[Registry | None, KernelCheck]:
     if build_dir is None:
         return None, KernelCheck(False, reason="not asked for")
     try:
-        registry = load_registry_without_tensorflow(build_dir)
+        registry = load_registry(build_dir)
     except UserError as exc:
         return None, KernelCheck(False, reason=str(exc))
     return registry, KernelCheck(True, library=registry.source, tf_version=registry.tf_version)

@@ -139,15 +139,20 @@ def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
 
 
 def load_registry(build_dir: Path) -> Registry:
-    """The registry of the consumers' libtensorflow (see module doc). Raises UserError."""
-    from tensorflow.core.framework import kernel_def_pb2, op_def_pb2
+    """The registry of the consumers' libtensorflow (see module doc). Raises UserError.
 
+    The OpList/KernelList classes are built from the wheel's descriptors
+    (``savedmodel.proto_class``): the 2-3 s ``import tensorflow`` would delay every consumer
+    that ``check`` starts after inspecting."""
+    from .savedmodel import proto_class
     from .tfenv import find_tensorflow
 
     ops_path, kernels_path, source = dump_registry(build_dir)
-    op_list = op_def_pb2.OpList()
+    op_list = proto_class("tensorflow.OpList", "tensorflow/core/framework/op_def.proto")()
     op_list.ParseFromString(ops_path.read_bytes())
-    kernel_list = kernel_def_pb2.KernelList()
+    kernel_list = proto_class(
+        "tensorflow.KernelList", "tensorflow/core/framework/kernel_def.proto"
+    )()
     kernel_list.ParseFromString(kernels_path.read_bytes())
     devices: dict[str, set[str]] = {}
     for kernel in kernel_list.kernel:
