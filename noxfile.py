@@ -87,14 +87,16 @@ def build(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on Python; cargo fmt --check and clippy -D warnings on Rust; the C build is -Werror."""
+    """ruff and mypy on Python; cargo fmt --check and clippy -D warnings on Rust; the C build
+    is -Werror."""
     install_project(session, "tf,build,lint")
     session.run("ruff", "check", "python", "tests", "fixtures", "noxfile.py")
     session.run("ruff", "format", "--check", "python", "tests", "fixtures", "noxfile.py")
+    session.run("mypy")  # configured in pyproject.toml: the package, strict on our own code
     config = session.run(
         "python",
         "-c",
-        "from pathlib import Path; from tfinterop.build import write_cargo_config; "
+        "from pathlib import Path; from tfinterop.consumers.build import write_cargo_config; "
         "from tfinterop.tfenv import find_tensorflow; "
         "print(write_cargo_config(Path('build').resolve(), find_tensorflow()))",
         silent=True,
@@ -135,7 +137,7 @@ def fuzz(session: nox.Session) -> None:
     Rust consumer's; a few minutes per target, `-- --seconds N` overrides. Needs clang with
     libclang-rt and cargo-fuzz (.ci/run installs them). Non-zero exit on any crash."""
     install_project(session, "build")  # the parsers are fuzzed without TensorFlow
-    session.run("python", "-m", "tfinterop.fuzz", *session.posargs)
+    session.run("python", "-m", "tfinterop.hardening.fuzz", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -144,4 +146,4 @@ def leaks(session: nox.Session) -> None:
     valgrind memcheck; fails on any definitely/indirectly lost block. `-- --jobs N` etc."""
     install_project(session)
     session.run("tfinterop", "build", "--consumer", "c")
-    session.run("python", "-m", "tfinterop.leaks", *session.posargs)
+    session.run("python", "-m", "tfinterop.hardening.leaks", *session.posargs)

@@ -32,7 +32,7 @@ def main() -> int:
     # Imported only here: the early modes must speak within the hang test's 2 s timeout.
     import numpy as np
 
-    from tfinterop.consumers.python_runner import main as real_main
+    from tfinterop.consumers.runners.python_runner import main as real_main
 
     status = real_main(argv)
     records = [json.loads(line) for line in results.read_text().splitlines()]

@@ -141,7 +141,7 @@ def test_bench_runs_the_native_consumers_on_a_fixture(manifests, build_dir, tmp_
 def test_profiles_too_slow_for_callgrind_are_skipped_and_said(tmp_path: Path) -> None:
     from tfinterop import consumers
     from tfinterop.bench import explain_with_profiles
-    from tfinterop.pipeline import RunSettings
+    from tfinterop.pipeline.settings import RunSettings
 
     rows = [row("c", 80.0, first_run_s=1.5), row("rust", 95.0, first_run_s=1.5)]
     found = ratios(rows)
@@ -163,8 +163,8 @@ def test_a_one_sided_profile_gives_no_comparative_verdict(tmp_path: Path) -> Non
     """c/python: only c can be profiled, so nothing is said about where the gap lies."""
     from tfinterop import consumers
     from tfinterop.bench import explain_with_profiles
-    from tfinterop.pipeline import RunSettings
-    from tfinterop.profile import POOL_SPIN, SteadyProfile
+    from tfinterop.bench.profile import POOL_SPIN, SteadyProfile
+    from tfinterop.pipeline.settings import RunSettings
 
     rows = [row("python", 10.0), row("c", 12.0)]
     found = ratios(rows)

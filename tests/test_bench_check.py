@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfinterop.bench_check import check_line, commands, pick_case, time_check
-from tfinterop.pipeline import cases_from_manifest
+from tfinterop.bench.check_timing import check_line, commands, pick_case, time_check
+from tfinterop.pipeline.cases import cases_from_manifest
 from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
 

@@ -314,7 +314,9 @@ def planned_document(tmp_path: Path) -> dict[str, Any]:
     from tfinterop.consumers import ALL_CONSUMERS
     from tfinterop.fixtures import Expectation, Tolerance
     from tfinterop.manifest import Case, TensorEntry
-    from tfinterop.pipeline import CaseRef, RunSettings, run_consumers
+    from tfinterop.pipeline.cases import CaseRef
+    from tfinterop.pipeline.run import run_consumers
+    from tfinterop.pipeline.settings import RunSettings
 
     entry = TensorEntry("x", "x:0", "float32", [2], "inputs/x.npy")
     refs = [
@@ -333,7 +335,7 @@ def planned_document(tmp_path: Path) -> dict[str, Any]:
         for fmt in ("frozen", "tflite")
     ]
     failed = {c.name: "`cc` exited with status 1" for c in ALL_CONSUMERS}
-    cells, _ = run_consumers(
+    cells, _, _ = run_consumers(
         list(ALL_CONSUMERS), refs, RunSettings(build_dir=tmp_path, build_failures=failed)
     )
     return report.document(cells, {})

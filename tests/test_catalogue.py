@@ -225,7 +225,7 @@ def test_lookup_asset_frozen_graph_fills_its_table_itself(manifests) -> None:
 
 
 def test_tf1_tags_two_meta_graphs_share_variables(manifests) -> None:
-    from tfinterop.savedmodel import read_saved_model
+    from tfinterop.inspect.savedmodel import read_saved_model
 
     manifest = manifests["tf1_tags"]
     info = read_saved_model(manifest.directory / "saved_model")
@@ -301,9 +301,10 @@ def test_image_layout_mistakes_fail_the_comparison(
     manifests, project_fixtures, tmp_path: Path
 ) -> None:
     """Feed each wrong decoding through the Python consumer: every one must fail."""
-    from tfinterop.consumers.python_runner import _python_prepare, run_job
-    from tfinterop.pipeline import cases_from_manifest, compare_job
-    from tfinterop.plan import Job, Plan, PlanTensor
+    from tfinterop.consumers.runners.python_runner import _python_prepare, run_job
+    from tfinterop.contract.plan import Job, Plan, PlanTensor
+    from tfinterop.pipeline.cases import cases_from_manifest
+    from tfinterop.pipeline.compare import compare_job
 
     manifest = manifests["image_layout"]
     refs = {

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfinterop import plan
 from tfinterop.consumers import ALL_CONSUMERS, PNG_INPUT, by_name
+from tfinterop.contract import plan
 from tfinterop.fixtures import Tolerance, fixture, require, xfail
 from tfinterop.manifest import Case, Manifest, TensorEntry
-from tfinterop.pipeline import build_plan, cases_from_manifest, cell_expectation
+from tfinterop.pipeline.cases import cases_from_manifest, cell_expectation
+from tfinterop.pipeline.plan import build_plan
 
 
 def test_image_record_round_trips_and_is_an_input() -> None:
@@ -122,7 +123,7 @@ def test_build_plan_sends_images_only_to_png_consumers(tmp_path: Path) -> None:
 
 
 def test_tflite_consumer_reports_version_and_job_errors(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tfinterop.consumers.tflite_runner"]
+    command = [sys.executable, "-m", "tfinterop.consumers.runners.tflite_runner"]
     version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=120)
     record = json.loads(version.stdout)
     assert record["name"] == "tflite" and record["contract"] == 1 and record["binding"]

@@ -18,7 +18,9 @@ from tfinterop import tensors
 from tfinterop.check import CheckOptions, FeatureSpec, run_check, save_fixture
 from tfinterop.consumers import by_name
 from tfinterop.errors import UserError
-from tfinterop.pipeline import RunSettings, cases_from_manifest, run_consumers
+from tfinterop.pipeline.cases import cases_from_manifest
+from tfinterop.pipeline.run import run_consumers
+from tfinterop.pipeline.settings import RunSettings
 from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
 e2e = pytest.mark.e2e  # runs the consumers: needs `tfinterop build`
@@ -341,7 +343,7 @@ def test_save_fixture_runs_in_interop(tf2_result, build_dir, tmp_path) -> None:
         environment=dict(DEFAULT_CONSUMER_ENV),
         runs_dir=tmp_path / "runs",
     )
-    cells, _ = run_consumers(
+    cells, _, _ = run_consumers(
         [c for c in by_name(None) if c.supports("saved_model")],
         cases_from_manifest(fixture, outcome.manifest),
         run,
@@ -567,7 +569,7 @@ def test_consensus_row_names_the_pair_and_its_worst_difference(tmp_path) -> None
     from tfinterop.check import _consensus_cells
     from tfinterop.fixtures import Tolerance
     from tfinterop.manifest import Case, TensorEntry
-    from tfinterop.pipeline import CaseRef
+    from tfinterop.pipeline.cases import CaseRef
 
     case = Case(
         "saved_model", "serving_default", "m", [], [TensorEntry("y", "y:0", "float32", [], "")]

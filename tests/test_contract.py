@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tfinterop import consumers, tensors
-from tfinterop.run import consumer_environment
+from tfinterop.process import child_environment
 from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
 ALL = [c.name for c in consumers.ALL_CONSUMERS if c.name in ("python", "rust", "c")]
@@ -32,7 +32,7 @@ def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env=consumer_environment(DEFAULT_CONSUMER_ENV),
+        env=child_environment(DEFAULT_CONSUMER_ENV),
     )
 
 
@@ -170,7 +170,7 @@ tensors.from_tensorflow = slow
 """
 # The TFLite interpreter's copy of a feed into its input buffer (SetTensor of its wrapper).
 SLOW_TFLITE_FEED = """
-from tfinterop.consumers.tflite_runner import _interpreter_class
+from tfinterop.consumers.runners.tflite_runner import _interpreter_class
 interpreter_class = _interpreter_class()[0]
 init = interpreter_class.__init__
 class SlowFeeds:
@@ -252,7 +252,7 @@ def test_python_steady_run_does_not_copy_its_feed(tmp_path: Path) -> None:
         x.copy()
         copies.append(time.perf_counter() - started)
     result = run(
-        [sys.executable, "-m", "tfinterop.consumers.python_runner"],
+        [sys.executable, "-m", "tfinterop.consumers.runners.python_runner"],
         "--model", str(tmp_path / "shape.pb"), "--format", "frozen",
         "--input", f"x:0={tmp_path / 'x.npy'}", "--output", f"y@y:0={tmp_path / 'y.npy'}",
         "--warmup", "2", "--repeat", "15", "--results", str(tmp_path / "r.jsonl"),

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import pytest
 
-from tfinterop import fuzz
+from tfinterop.hardening import fuzz
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = ROOT / "c_consumer"
@@ -103,7 +103,7 @@ def test_c_fuzz_inputs_replay(tmp_path: Path, target: str) -> None:
     """Both languages' seeds and reproducers through the C target's property checks."""
     inputs = _inputs(target)
     assert len(inputs) >= 5, (
-        f"seed corpus for {target} missing: python -m tfinterop.fuzz --write-seeds"
+        f"seed corpus for {target} missing: python -m tfinterop.hardening.fuzz --write-seeds"
     )
     sources = [C_DIR / "fuzz" / "replay.c", C_DIR / "fuzz" / f"fuzz_{target}.c"] + [
         C_DIR / "src" / s for s in fuzz.C_SOURCES[target]
@@ -165,7 +165,7 @@ def test_repeat_beyond_the_first_timing_buffer(
     from conftest import export_manifests
 
     from tfinterop import consumers
-    from tfinterop.run import consumer_environment
+    from tfinterop.process import child_environment
     from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
     (consumer,) = consumers.by_name([name])
@@ -184,7 +184,7 @@ def test_repeat_beyond_the_first_timing_buffer(
             "--repeat", str(repeat), "--results", str(tmp_path / "r.jsonl"),
         ],
         capture_output=True, text=True, timeout=300,
-        env=consumer_environment(DEFAULT_CONSUMER_ENV),
+        env=child_environment(DEFAULT_CONSUMER_ENV),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     import json
@@ -207,7 +207,7 @@ def test_huge_repeat_still_reports_the_real_error(
     import json
 
     from tfinterop import consumers
-    from tfinterop.run import consumer_environment
+    from tfinterop.process import child_environment
     from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
     (consumer,) = consumers.by_name([name])
@@ -222,7 +222,7 @@ def test_huge_repeat_still_reports_the_real_error(
             "--repeat", str(2**32 - 1), "--results", str(tmp_path / "r.jsonl"),
         ],
         capture_output=True, text=True, timeout=120,
-        env=consumer_environment(DEFAULT_CONSUMER_ENV),
+        env=child_environment(DEFAULT_CONSUMER_ENV),
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     job = next(

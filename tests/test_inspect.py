@@ -238,8 +238,8 @@ def test_op_without_cpu_kernel_is_predicted(tmp_path, build_dir) -> None:
 def test_registry_comes_from_the_c_consumers_library(build_dir, tmp_path) -> None:
     from tensorflow.core.framework import kernel_def_pb2, op_def_pb2
 
-    from tfinterop.build import c_binary
-    from tfinterop.kernels import load_registry
+    from tfinterop.consumers.c import c_binary
+    from tfinterop.inspect.kernels import load_registry
     from tfinterop.tfenv import find_tensorflow
 
     registry = load_registry(build_dir)
@@ -429,7 +429,7 @@ def test_dtype_names_are_tensorflows(tmp_path) -> None:
     """The DataType names read from types.proto without TensorFlow are tf.as_dtype's."""
     import tensorflow as tf
 
-    from tfinterop.savedmodel import dtype_name
+    from tfinterop.inspect.savedmodel import dtype_name
 
     known = 0
     for value in range(1, 250):
@@ -447,7 +447,7 @@ def test_registry_and_versions_without_tensorflow_match_tensorflows(build_dir) -
     from tensorflow.core.framework import kernel_def_pb2, op_def_pb2
 
     from tfinterop.inspect import graph_def_versions
-    from tfinterop.kernels import dump_registry, load_registry
+    from tfinterop.inspect.kernels import dump_registry, load_registry
 
     assert graph_def_versions() == (
         tf.version.GRAPH_DEF_VERSION_MIN_PRODUCER,

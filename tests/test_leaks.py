@@ -1,4 +1,4 @@
-"""Leak check (tfinterop.leaks): the C consumer runs frozen, SavedModel and string-tensor jobs,
+"""Leak check (tfinterop.hardening.leaks): the C consumer runs frozen, SavedModel and string-tensor jobs,
 each model loaded repeatedly, in one process under valgrind; nothing may be definitely or
 indirectly lost. A tiny leaking program shows the check can fail. See docs/hardening.md.
 
@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-from tfinterop import leaks
+from tfinterop.hardening import leaks
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -60,7 +60,8 @@ def test_valgrind_summary_is_read() -> None:
 
 
 def test_consumer_verdict_separates_valgrinds_leak_exit_from_a_crash(tmp_path: Path) -> None:
-    from tfinterop.run import ConsumerRun, ProcessFailure
+    from tfinterop.pipeline.run import ConsumerRun
+    from tfinterop.process import ProcessFailure
 
     log = tmp_path / "valgrind.log"
     log.write_text(LOG)
@@ -109,7 +110,7 @@ def test_check_sees_a_leak(valgrind: str, tmp_path: Path, leak: bool) -> None:
 def test_c_consumer_does_not_leak(valgrind: str, tmp_path: Path) -> None:
     """Every frozen and SavedModel case of linear, binary_strings (utf8 and binary), dtypes and
     lookup_asset once, plus repeats, in one process (`nox -s leaks` runs 50 jobs)."""
-    from tfinterop.build import c_binary
+    from tfinterop.consumers.c import c_binary
     from tfinterop.tfenv import find_tensorflow
 
     build = Path(__file__).resolve().parents[1] / "build"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from tfinterop import tensors
 from tfinterop.consumers import FROZEN, SAVED_MODEL, Consumer
+from tfinterop.contract.records import JobRecord, parse_line
 from tfinterop.fixtures import Tolerance
 from tfinterop.manifest import Case, TensorEntry
-from tfinterop.pipeline import CaseRef, RunSettings, cases_from_manifest, compare_job, run_consumers
+from tfinterop.pipeline.cases import CaseRef, cases_from_manifest
+from tfinterop.pipeline.compare import compare_job
+from tfinterop.pipeline.run import run_consumers
+from tfinterop.pipeline.settings import RunSettings
 
 FAKE = Path(__file__).with_name("fake_consumer.py")
 
@@ -34,7 +38,7 @@ def run_fake(mode: str, project_fixtures, manifests, tmp_path: Path, timeout_s: 
     refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
     assert "tflite" in {ref.case.format for ref in refs}
     settings = RunSettings(build_dir=tmp_path, timeout_s=timeout_s, repeat=1, warmup=0)
-    cells, _ = run_consumers([consumer], refs, settings)
+    cells, _, _ = run_consumers([consumer], refs, settings)
     assert [c.format for c in cells] == ["frozen", "saved_model"]
     return cells
 
@@ -97,7 +101,7 @@ def test_missing_consumer_binary_is_an_error_row(project_fixtures, manifests, tm
 
     consumer = CConsumer("c", "C", frozenset({FROZEN, SAVED_MODEL}))
     refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
-    cells, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path / "nothing-built"))
+    cells, _, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path / "nothing-built"))
     # One error per case C loads (an empty list would pass `all()`); tflite is no cell.
     assert [c.format for c in cells] == ["frozen", "saved_model"]
     assert all(
@@ -112,7 +116,7 @@ class BrokenBuildConsumer(Consumer):
     needs_build = True
 
     def build(self, build_dir: Path, *, force: bool = False):
-        from tfinterop.build import BuildError
+        from tfinterop.consumers import BuildError
 
         raise BuildError(f"`cc {self.name}.c` exited with status 1; stderr tail: syntax error")
 
@@ -121,7 +125,8 @@ class BrokenBuildConsumer(Consumer):
 
 
 def test_a_failed_build_is_reported_and_the_other_consumers_still_build(tmp_path: Path) -> None:
-    from tfinterop.build import BuildOutcome, build_each
+    from tfinterop.consumers import BuildOutcome
+    from tfinterop.pipeline.build import build_each
 
     class Builds(BrokenBuildConsumer):
         def build(self, build_dir: Path, *, force: bool = False):
@@ -152,9 +157,13 @@ def _case_ref(directory: Path, dtype: str, expected: np.ndarray) -> CaseRef:
     return CaseRef("fx", case, directory, lambda key: Tolerance(0.0, 0.0), lambda *a: None, {})
 
 
-def _record(path: Path, dtype: str) -> dict[str, Any]:
+def _record(path: Path, dtype: str) -> JobRecord:
+    """A job record as a consumer writes it (the contract's JSON), parsed as the run does."""
     output = {"key": "y", "tensor": "Identity:0", "dtype": dtype, "shape": [3], "file": str(path)}
-    return {"record": "job", "id": "fx/frozen/serving_default", "status": "ok", "outputs": [output]}
+    line = {"record": "job", "id": "fx/frozen/serving_default", "status": "ok", "outputs": [output]}
+    record = parse_line(json.dumps(line))
+    assert isinstance(record, JobRecord)
+    return record
 
 
 @pytest.mark.parametrize(
@@ -193,7 +202,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfinterop.consumers.python_runner import main
+from tfinterop.consumers.runners.python_runner import main
 
 argv = sys.argv[1:]
 results = Path(argv[argv.index("--results") + 1])
@@ -230,7 +239,7 @@ def test_output_file_other_than_the_plans_is_a_contract_error(
         for ref in cases_from_manifest(project_fixtures["linear"], manifests["linear"])
         if ref.case.format == "frozen"
     ]
-    cells, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path, repeat=1))
+    cells, _, _ = run_consumers([consumer], refs, RunSettings(build_dir=tmp_path, repeat=1))
     [cell] = cells
     assert cell.status == "error", cell.message
     assert cell.message.startswith("output y: elsewhere broke the contract")

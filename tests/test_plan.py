@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfinterop import plan
+from tfinterop.contract import plan
 
 
 def sample() -> plan.Plan:

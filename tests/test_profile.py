@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tfinterop import consumers
-from tfinterop.pipeline import RunSettings
-from tfinterop.profile import (
+from tfinterop.bench.profile import (
     POOL_SPIN,
     SteadyProfile,
     compare_profiles,
@@ -19,6 +18,7 @@ from tfinterop.profile import (
     profile_steady_run,
     steady_profile,
 )
+from tfinterop.pipeline.settings import RunSettings
 
 
 def callgrind_text(consumer_cost: int, tf_cost: int, spin: int, call_cost: int = 999) -> str:
@@ -117,7 +117,7 @@ def test_profile_of_the_c_consumer_on_a_real_graph(
     valgrind: str, project_fixtures, manifests, build_dir: Path, tmp_path: Path
 ) -> None:
     """End to end: callgrind on the C consumer running the linear frozen graph."""
-    from tfinterop.pipeline import cases_from_manifest
+    from tfinterop.pipeline.cases import cases_from_manifest
     from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
     refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])

@@ -16,10 +16,11 @@ import pytest
 from rich.console import Console
 
 from tfinterop import cli, report
+from tfinterop.cli.progress import LineReporter, live_wanted, make_reporter
 from tfinterop.compare import compare, error_histogram, top_k_agreement
 from tfinterop.fixtures import Tolerance
-from tfinterop.pipeline import Cell
-from tfinterop.progress import LineReporter, StartOnly, live_wanted, make_reporter
+from tfinterop.pipeline.cells import Cell
+from tfinterop.pipeline.events import StartOnly
 
 TOLERANCE = Tolerance(atol=1e-5, rtol=1e-5)
 ENVIRONMENT = {
@@ -226,7 +227,9 @@ def planned_cells(tmp_path: Path) -> list[Cell]:
     from tfinterop.consumers import ALL_CONSUMERS
     from tfinterop.fixtures import Expectation
     from tfinterop.manifest import Case, TensorEntry
-    from tfinterop.pipeline import CaseRef, RunSettings, run_consumers
+    from tfinterop.pipeline.cases import CaseRef
+    from tfinterop.pipeline.run import run_consumers
+    from tfinterop.pipeline.settings import RunSettings
 
     def expectation_for(consumer: str, fmt: str, signature: str) -> Expectation | None:
         declared = (consumer, fmt) == ("c", "saved_model")
@@ -246,7 +249,7 @@ def planned_cells(tmp_path: Path) -> list[Cell]:
     ]
     failed = {c.name: "`cc` exited with status 1" for c in ALL_CONSUMERS}
     settings = RunSettings(build_dir=tmp_path, build_failures=failed)
-    cells, _ = run_consumers(list(ALL_CONSUMERS), refs, settings)
+    cells, _, _ = run_consumers(list(ALL_CONSUMERS), refs, settings)
     return cells
 
 

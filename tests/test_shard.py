@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tfinterop.cli import _shard
+from tfinterop.cli.options import shard as _shard
 from tfinterop.fixtures import BrokenFixture, shard_fixtures
 
 

@@ -166,7 +166,7 @@ def from_tensorflow(value: object) -> np.ndarray:
     """
     is_string = getattr(getattr(value, "dtype", None), "name", None) == "string"
     if hasattr(value, "numpy"):
-        value = value.numpy()  # type: ignore[union-attr]
+        value = value.numpy()
     if is_string or isinstance(value, bytes):
         return np.array(value, dtype=object)
     array = np.asarray(value)

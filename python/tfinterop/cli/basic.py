@@ -1,0 +1,140 @@
+"""The small commands: ``env``, ``export``, ``build``, ``report``, ``new-fixture``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+
+from ..consumers import buildable, by_name
+from ..paths import default_fixtures_dir
+from . import options
+
+
+def add_parsers(sub: Any) -> None:
+    env = sub.add_parser("env", help="show the TensorFlow wheel the consumers link against")
+    env.add_argument("--json", action="store_true", help="print JSON")
+    options.common(env)
+
+    export = sub.add_parser(
+        "export", help="export fixtures (frozen graph, SavedModel, inputs, references)"
+    )
+    options.fixture_options(export)
+    export.add_argument("--force", action="store_true", help="ignore the export cache")
+    export.add_argument("--onednn", choices=("0", "1"), default=None)
+    options.common(export)
+
+    build = sub.add_parser("build", help="build the C consumer and build+install the Rust consumer")
+    build.add_argument(
+        "--consumer", "-c", action="append", dest="consumers",
+        choices=[c.name for c in buildable()],
+    )  # fmt: skip
+    build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    options.common(build)
+
+
+def add_report_parser(sub: Any) -> None:
+    report = sub.add_parser(
+        "report", help="re-render a saved --json result as HTML, JUnit XML or Markdown"
+    )
+    from pathlib import Path
+
+    report.add_argument("result", type=Path, metavar="RESULT.json", help="from `interop --json`")
+    options.report_options(report)
+    report.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def add_new_fixture_parser(sub: Any) -> None:
+    from pathlib import Path
+
+    new = sub.add_parser("new-fixture", help="write fixtures/NAME.py, a working fixture to edit")
+    new.add_argument("name", metavar="NAME", help="fixture name (also the file name)")
+    new.add_argument(
+        "--fixtures-dir", type=Path, default=None, help="where to write it (default: fixtures/)"
+    )
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def cmd_env(args: argparse.Namespace, console: Console) -> int:
+    from ..tfenv import find_tensorflow
+
+    tf = find_tensorflow()
+    data = tf.as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    pin = tf.pinned or "unknown"
+    console.print(f"TensorFlow      {tf.version} ({tf.distribution}; pinned {pin})")
+    if tf.pinned and tf.pinned != tf.version:
+        console.print(
+            f"[bold red]warning:[/] installed {tf.version} differs from the pin {tf.pinned}"
+        )
+    console.print(f"library dir     {tf.library_dir}")
+    console.print(f"include dir     {tf.include_dir}")
+    console.print(f"C flags         {' '.join(tf.c_flags())}")
+    console.print(f"link flags      {' '.join(tf.link_flags())}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    options.apply_environment(args.onednn)
+    from ..export import export_fixtures
+    from ..fixtures import BrokenFixture, load_fixtures
+
+    loaded = load_fixtures(args.fixtures_dir or default_fixtures_dir(), args.fixtures)
+    failed = 0
+    for broken in [f for f in loaded if isinstance(f, BrokenFixture)]:
+        console.print(f"[red]ERROR[/] {broken.name}: {broken.error}")
+        failed += 1
+    fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
+    outcomes = export_fixtures(
+        fixtures,
+        args.build_dir / "exports",
+        force=args.force,
+        on_start=lambda f, cached: None if cached else console.print(f"exporting {f.name} ..."),
+    )
+    for outcome in outcomes:
+        if outcome.manifest is None:
+            failed += 1
+            console.print(f"[red]ERROR[/] {outcome.fixture}: {outcome.error}")
+        else:
+            state = "cached" if outcome.cached else f"exported in {outcome.seconds:.1f}s"
+            console.print(f"{outcome.fixture}: {state} -> {outcome.manifest.directory}")
+    return options.EXIT_FAILURES if failed else 0
+
+
+def cmd_build(args: argparse.Namespace, console: Console) -> int:
+    from ..pipeline.build import build_each
+
+    chosen = by_name(args.consumers) if args.consumers else list(buildable())
+    for outcome in build_each(args.build_dir, chosen, force=args.force):
+        if outcome.error:  # the command's job is this build: stop at the first failure
+            from ..consumers import BuildError
+
+            raise BuildError(outcome.error)
+        state = f"built in {outcome.seconds:.1f}s" if outcome.built else "up to date"
+        console.print(f"{outcome.consumer} consumer: {state} ({outcome.path})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Re-render a saved result: the console table, plus any of --html/--junit/--markdown."""
+    from ..report import load_document, render_rows
+
+    doc = load_document(args.result)
+    render_rows(doc["rows"], console)
+    options.write_report_files(args, doc, console)
+    return 0
+
+
+def cmd_new_fixture(args: argparse.Namespace, console: Console) -> int:
+    from ..scaffold import new_fixture
+
+    path = new_fixture(args.name, args.fixtures_dir or default_fixtures_dir(), force=args.force)
+    console.print(f"created {path}")
+    where = f" --fixtures-dir {args.fixtures_dir}" if args.fixtures_dir else ""
+    console.print(f"run it through every consumer: tfinterop interop --fixture {args.name}{where}")
+    return 0

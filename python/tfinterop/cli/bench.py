@@ -1,0 +1,92 @@
+"""``tfinterop bench``: latency, load time and peak RSS per cell, the ratios, the warm
+interop run against its lower bound, check against saved_model_cli."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..paths import default_fixtures_dir
+from . import options
+
+
+def add_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench", help="latency, load time and peak RSS per cell; Rust/C/Python ratios"
+    )
+    options.fixture_options(bench)
+    bench.add_argument("--consumer", "-c", action="append", dest="consumers", metavar="NAME")
+    bench.add_argument(
+        "--repeat",
+        type=options.positive,
+        default=100,
+        help="timed steady runs per cell (default 100)",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=int,
+        default=100,
+        # Measured: a fresh process's first 20-80 runs of a µs-scale graph take ~90 µs, then
+        # settle at 11-20 µs, in C and Rust alike; with 10 warm-up runs the p50 fell in
+        # either mode at random (the "8-11x rust/c" of an earlier bench).
+        help="untimed runs before timing (default 100: TensorFlow's first runs are slow)",
+    )
+    bench.add_argument("--threads", type=options.threads, default=(0, 0), metavar="INTRA,INTER")
+    bench.add_argument("--onednn", choices=("0", "1"), default=None)
+    bench.add_argument("--timeout", type=float, default=900.0)
+    bench.add_argument("--json", type=Path, metavar="FILE")
+    bench.add_argument(
+        "--write", type=Path, metavar="DIR", help="refresh committed results (benchmarks/)"
+    )
+    bench.add_argument("--no-build", action="store_true")
+    bench.add_argument(
+        "--no-interop-timing", dest="interop_timing", action="store_false",
+        help="skip timing a warm `tfinterop interop` against its floor",
+    )  # fmt: skip
+    bench.add_argument(
+        "--warm-runs", type=options.positive, default=3, metavar="N",
+        help="timed warm interop runs (median, min-max reported), each followed by a -j 1 run "
+        "timing every consumer alone for the floor (default 3)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--interop-jobs", type=options.positive, default=None, metavar="N",
+        help="-j of the timed interop runs, and the floor's workers (default: interop's)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--no-profile-misses", dest="profile_misses", action="store_false",
+        help="don't explain missed latency targets with callgrind instruction profiles",
+    )  # fmt: skip
+    bench.add_argument(
+        "--rerender", type=Path, metavar="RESULTS_JSON",
+        help="re-derive expectations, ratios and explanations of saved results (no measuring)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--profile-budget", type=float, default=300.0, metavar="SECONDS",
+        help="skip a profile whose estimated callgrind time exceeds this (default 300)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--cold", action="store_true",
+        help="also time a cold `nox -s interop` in a fresh clone of the committed tree",
+    )  # fmt: skip
+    bench.add_argument(
+        "--no-check-timing", dest="check_timing", action="store_false",
+        help="skip timing `tfinterop check` against `saved_model_cli run` (MobileNetV3)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--check-runs", type=options.positive, default=3, metavar="N",
+        help="alternating check / saved_model_cli runs timed (default 3)",
+    )  # fmt: skip
+    options.common(bench)
+
+
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    environment = options.apply_environment(args.onednn)
+    from .. import bench
+
+    args.fixtures_dir = args.fixtures_dir or default_fixtures_dir()
+    if args.rerender:
+        return bench.rerender(args, console)
+    return bench.run(args, console, environment)

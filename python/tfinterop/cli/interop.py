@@ -1,0 +1,56 @@
+"""``tfinterop interop``: the main job, ``run_interop`` on the built-in (or given) fixtures,
+then the console table and whichever report files were asked for."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from rich.console import Console
+
+from ..pipeline.interop import run_interop
+from ..pipeline.settings import InteropSettings
+from . import options
+from .progress import make_reporter
+
+
+def add_parser(sub: Any) -> None:
+    interop = sub.add_parser("interop", help="export, build, run every consumer, compare, report")
+    options.fixture_options(interop)
+    options.run_options(interop)
+    options.report_options(interop)
+    options.common(interop)
+
+
+def cmd_interop(args: argparse.Namespace, console: Console) -> int:
+    environment = options.apply_environment(args.onednn)
+    from ..report import document, render_table
+
+    timings: dict[str, float] = {}
+    try:  # set by `nox -s interop`: the environment set-up before this process started
+        timings["install_s"] = float(os.environ["TFINTEROP_INSTALL_SECONDS"])
+    except (KeyError, ValueError):
+        pass
+    settings = InteropSettings(
+        run=options.run_settings(args, environment),
+        fixtures=options.fixture_selection(args),
+        consumers=options.consumers(args),
+        build=not args.no_build,
+        timings=timings,
+    )
+    result = run_interop(settings, make_reporter())
+    render_table(result.cells, console)
+    console.print(
+        "time: "
+        + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in result.timings.items()),
+        markup=False,
+    )
+    if args.json or args.html or args.junit or args.markdown:
+        doc = document(
+            result.cells,
+            result.environment(),
+            {"timings": {k: round(v, 3) for k, v in result.timings.items()}},
+        )
+        options.write_report_files(args, doc, console)
+    return options.EXIT_FAILURES if result.failed else 0

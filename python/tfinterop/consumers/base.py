@@ -1,0 +1,90 @@
+"""What a consumer is: a program that speaks the one contract (docs/consumer-contract.md),
+declared by its command, its build and its capabilities. The pipeline never asks a
+consumer's language; it asks ``consumer.supports(capability)``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+# Capabilities a consumer may declare. Fixtures ``require`` them; cells of consumers lacking
+# one become strict expected failures carrying the fixture's reason. The format names
+# (frozen, saved_model, tflite; see formats.py) are capabilities too: what the consumer loads.
+RESOLVES_SIGNATURES = "resolves_signatures"
+"""Resolves signature keys to tensor names itself instead of using the harness's names."""
+NON_UTF8_STRINGS = "non_utf8_strings"
+"""Reads and writes DT_STRING elements that are not valid UTF-8."""
+PNG_INPUT = "png_input"
+"""Can decode a PNG into an NHWC float32 input itself (plan record ``image``)."""
+OBJECT_GRAPH = "object_graph"
+"""Loads SavedModels through their SavedObjectGraph (``tf.saved_model.load``), restoring
+variables object by object, not through the MetaGraph's saver and init op (the C API
+loader, which the tensorflow crate uses too)."""
+REFERENCE = "reference"
+"""TensorFlow's own Python runtime: ``check`` compares every other consumer with it."""
+INSTRUCTION_PROFILE = "instruction_profile"
+"""A native program whose steady runs callgrind can count in minutes (``tfinterop bench``
+profiles such consumers to explain a missed latency target; an interpreter that imports
+TensorFlow would take far longer under valgrind)."""
+LEAK_CHECK = "leak_check"
+"""A native program valgrind memcheck runs in minutes with the project's suppressions
+(``nox -s leaks``; docs/hardening.md)."""
+KERNEL_REGISTRY = "kernel_registry"
+"""Dumps its runtime's registered OpList and KernelList (``--registered-ops FILE
+--registered-kernels FILE``), which ``inspect`` checks a model's ops against."""
+
+
+class BuildError(UserError):
+    exit_code = 3
+
+
+@dataclass
+class BuildOutcome:
+    consumer: str
+    built: bool
+    """False when the fingerprint matched and nothing was done."""
+    path: str
+    seconds: float = 0.0
+    detail: str = ""
+    error: str = ""
+    """Why the build failed (the pipeline's build step reports it instead of raising)."""
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    description: str
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+
+    def command(self, build_dir: Path) -> list[str]:
+        raise NotImplementedError
+
+    def missing(self, build_dir: Path) -> str | None:
+        """Why this consumer cannot run (not built, not installed), or None."""
+        program = self.command(build_dir)[0]
+        if os.path.isabs(program):
+            return (
+                None
+                if os.access(program, os.X_OK)
+                else f"{program} is not built (run `tfinterop build`)"
+            )
+        return (
+            None if shutil.which(program) else f"{program} is not on PATH (run `tfinterop build`)"
+        )
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def toolchain(self) -> dict[str, str | None]:
+        """What builds this consumer, for the report's environment (compiler versions)."""
+        return {}
+
+    needs_build = False
+    """True for consumers that `tfinterop build` compiles; they override ``build``."""
+
+    def build(self, build_dir: Path, *, force: bool = False) -> BuildOutcome:
+        raise NotImplementedError(f"the {self.name} consumer has nothing to build")

@@ -1,0 +1,178 @@
+"""What the consumers' libtensorflow registers: ops (``OpList``) and kernels (``KernelList``).
+
+Both consumers link the same wheel's C API (``libtensorflow_cc.so.2``), so the C consumer
+binary is asked (``--registered-ops``/``--registered-kernels``, which call
+``TF_GetAllOpList``/``TF_GetAllRegisteredKernels``) rather than Python's own registry: that
+is the library a deployment ships. The dump is cached next to the build, keyed by the
+binary. A model op missing from the OpList fails at load with "Op type not registered"; an
+op registered without a CPU (or DEFAULT) kernel fails at run time with "No OpKernel was
+registered to support Op".
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+CPU_DEVICES = frozenset({"CPU", "DEFAULT"})
+"""A DEFAULT kernel runs on any device (NoOp has only DEFAULT ones)."""
+DUMP_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Registry:
+    """Ops and kernel device types registered in one libtensorflow."""
+
+    source: str
+    """What was asked, e.g. the C consumer binary and the wheel's library dir."""
+    tf_version: str
+    op_defs: dict[str, Any]
+    """Op name -> OpDef proto."""
+    kernel_devices: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def has_cpu_kernel(self, op: str) -> bool:
+        return bool(self.kernel_devices.get(op, frozenset()) & CPU_DEVICES)
+
+
+@dataclass
+class KernelProblem:
+    op: str
+    kind: str
+    """``not_registered`` or ``no_cpu_kernel``."""
+    where: list[str]
+    """``graph`` and/or function names using the op."""
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def predicted_error(self) -> str:
+        if self.kind == "not_registered":
+            return f"Op type not registered '{self.op}' in binary"
+        devices = ", ".join(self.devices) or "none"
+        return (
+            f"No OpKernel was registered to support Op '{self.op}' "
+            f"(kernels exist for devices: {devices})"
+        )
+
+    def describe(self) -> str:
+        used = ", ".join(self.where[:3]) + (
+            f" (+{len(self.where) - 3} more)" if len(self.where) > 3 else ""
+        )
+        when = "loading" if self.kind == "not_registered" else "running"
+        return f'{self.op} (used in {used}): {when} will fail with "{self.predicted_error}"'
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "kind": self.kind,
+            "where": self.where,
+            "devices": self.devices,
+            "predicted_error": self.predicted_error,
+        }
+
+
+def _registry_paths(build_dir: Path, binary: Path) -> tuple[Path, Path, Path]:
+    directory = build_dir / "registry" / binary.parent.name
+    return directory / "ops.pb", directory / "kernels.pb", directory / "stamp"
+
+
+def _stamp(binary: Path) -> str:
+    info = binary.stat()
+    return f"{binary}\n{info.st_mtime_ns}\n{info.st_size}\n"
+
+
+def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
+    """Ask the built C consumer for its OpList and KernelList (cached); returns their files.
+
+    Raises UserError when the C consumer is not built or the dump fails."""
+    from ..consumers.c import c_binary
+    from ..tfenv import find_tensorflow
+
+    tf = find_tensorflow()
+    binary = c_binary(build_dir, tf)
+    if not os.access(binary, os.X_OK):
+        raise UserError(f"{binary} is not built (run `tfinterop build`)")
+    ops_path, kernels_path, stamp_path = _registry_paths(build_dir, binary)
+    stamp = _stamp(binary)
+    source = f"{binary} (links {tf.library_dir}, TensorFlow {tf.version})"
+    if (
+        ops_path.exists()
+        and kernels_path.exists()
+        and stamp_path.exists()
+        and stamp_path.read_text() == stamp
+    ):
+        return ops_path, kernels_path, source
+    ops_path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".tmp{os.getpid()}"
+    ops_tmp = ops_path.with_name(ops_path.name + suffix)
+    kernels_tmp = kernels_path.with_name(kernels_path.name + suffix)
+    command = [
+        str(binary),
+        "--registered-ops",
+        str(ops_tmp),
+        "--registered-kernels",
+        str(kernels_tmp),
+    ]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=DUMP_TIMEOUT_S,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(f"`{' '.join(command)}` timed out after {DUMP_TIMEOUT_S:g}s") from None
+    if result.returncode != 0:
+        tail = " | ".join(result.stderr.strip().splitlines()[-3:])
+        raise UserError(f"`{' '.join(command)}` exited {result.returncode}: {tail}")
+    os.replace(ops_tmp, ops_path)
+    os.replace(kernels_tmp, kernels_path)
+    stamp_path.write_text(stamp)
+    return ops_path, kernels_path, source
+
+
+def load_registry(build_dir: Path) -> Registry:
+    """The registry of the consumers' libtensorflow (see module doc). Raises UserError.
+
+    The OpList/KernelList classes are built from the wheel's descriptors
+    (``savedmodel.proto_class``): the 2-3 s ``import tensorflow`` would delay every consumer
+    that ``check`` starts after inspecting."""
+    from ..tfenv import find_tensorflow
+    from .savedmodel import proto_class
+
+    ops_path, kernels_path, source = dump_registry(build_dir)
+    op_list = proto_class("tensorflow.OpList", "tensorflow/core/framework/op_def.proto")()
+    op_list.ParseFromString(ops_path.read_bytes())
+    kernel_list = proto_class(
+        "tensorflow.KernelList", "tensorflow/core/framework/kernel_def.proto"
+    )()
+    kernel_list.ParseFromString(kernels_path.read_bytes())
+    devices: dict[str, set[str]] = {}
+    for kernel in kernel_list.kernel:
+        devices.setdefault(kernel.op, set()).add(kernel.device_type)
+    return Registry(
+        source=source,
+        tf_version=find_tensorflow().version,
+        op_defs={op.name: op for op in op_list.op},
+        kernel_devices={op: frozenset(d) for op, d in devices.items()},
+    )
+
+
+def check_ops(uses: dict[str, Iterable[str]], registry: Registry) -> list[KernelProblem]:
+    """``uses`` maps each op type to where it is used; returns the ops that will not load/run."""
+    problems = []
+    for op in sorted(uses):
+        where = sorted(set(uses[op]), key=lambda w: (w != "graph", w))
+        if op not in registry.op_defs:
+            problems.append(KernelProblem(op, "not_registered", where))
+        elif not registry.has_cpu_kernel(op):
+            devices = sorted(registry.kernel_devices.get(op, frozenset()))
+            problems.append(KernelProblem(op, "no_cpu_kernel", where, devices))
+    return problems

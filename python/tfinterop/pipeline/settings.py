@@ -1,0 +1,60 @@
+"""What a run is asked to do: typed settings the CLI (or a test, or another program) builds.
+
+The core never sees argparse: every command turns its options into these objects."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..consumers import Consumer
+
+
+def default_jobs() -> int:
+    """Consumer processes at once: TensorFlow uses every core per process, so two at most."""
+    return max(1, min(os.cpu_count() or 1, 2))
+
+
+@dataclass
+class RunSettings:
+    build_dir: Path
+    timeout_s: float = 600.0
+    jobs: int = field(default_factory=default_jobs)
+    warmup: int = 0
+    repeat: int = 3
+    threads: tuple[int, int] = (0, 0)
+    environment: dict[str, str] = field(default_factory=dict)
+    runs_dir: Path | None = None
+    """Where run directories go (default ``build_dir/runs``; ``check`` uses its own)."""
+    build_failures: dict[str, str] = field(default_factory=dict)
+    """Consumers whose build failed in this run, with the error: their cells report it instead
+    of running a binary left by an earlier build, which would test stale code."""
+
+    def unavailable(self, consumer: Consumer) -> str | None:
+        """Why ``consumer`` cannot run now, or None."""
+        if consumer.name in self.build_failures:
+            return f"build failed: {self.build_failures[consumer.name]}"
+        return consumer.missing(self.build_dir)
+
+
+@dataclass
+class FixtureSelection:
+    """Which fixtures a run covers: a directory of fixture files, optionally narrowed."""
+
+    directory: Path
+    names: list[str] | None = None
+    shard: tuple[int, int] | None = None
+    """(K, N): only the K-th of N deterministic slices (CI matrices)."""
+
+
+@dataclass
+class InteropSettings:
+    """``run_interop``'s input: fixtures, consumers, whether to build, how to run."""
+
+    run: RunSettings
+    fixtures: FixtureSelection
+    consumers: list[Consumer]
+    build: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent before this process (``install_s`` from nox), shown with the stages'."""
