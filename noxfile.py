@@ -137,7 +137,7 @@ def fuzz(session: nox.Session) -> None:
     Rust consumer's; a few minutes per target, `-- --seconds N` overrides. Needs clang with
     libclang-rt and cargo-fuzz (.ci/run installs them). Non-zero exit on any crash."""
     install_project(session, "build")  # the parsers are fuzzed without TensorFlow
-    session.run("python", "-m", "tfinterop.hardening.fuzz", *session.posargs)
+    session.run("python", "-m", "tfinterop.cli.fuzz", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -146,4 +146,4 @@ def leaks(session: nox.Session) -> None:
     valgrind memcheck; fails on any definitely/indirectly lost block. `-- --jobs N` etc."""
     install_project(session)
     session.run("tfinterop", "build", "--consumer", "c")
-    session.run("python", "-m", "tfinterop.hardening.leaks", *session.posargs)
+    session.run("python", "-m", "tfinterop.cli.leaks", *session.posargs)

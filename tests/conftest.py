@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tfinterop import report
+from tfinterop.compare import compare
+from tfinterop.fixtures import Tolerance
+from tfinterop.pipeline.cells import Cell
+
 ROOT = Path(__file__).resolve().parents[1]
+FAKE = ROOT / "tests" / "fake_consumer.py"
 BUILD = Path(os.environ.get("TFINTEROP_BUILD_DIR", ROOT / "build"))
 
 # Same defaults the CLI gives consumer processes, before anything imports TensorFlow.
@@ -29,27 +37,28 @@ def project_fixtures():
     return {f.name: f for f in load_fixtures(ROOT / "fixtures")}
 
 
-def export_manifests(project_fixtures, names):
-    """Exports of the named built-in fixtures (reused from build/exports when fresh)."""
+@pytest.fixture(scope="session")
+def export_manifests(project_fixtures):
+    """``export_manifests(names)``: exports of the named built-in fixtures (reused from
+    build/exports when fresh)."""
     from tfinterop.export import export_fixtures
 
-    outcomes = export_fixtures([project_fixtures[n] for n in names], BUILD / "exports")
-    failed = [f"{o.fixture}: {o.error}" for o in outcomes if o.manifest is None]
-    assert not failed, failed
-    return {o.fixture: o.manifest for o in outcomes}
+    def export(names):
+        outcomes = export_fixtures([project_fixtures[n] for n in names], BUILD / "exports")
+        failed = [f"{o.fixture}: {o.error}" for o in outcomes if o.manifest is None]
+        assert not failed, failed
+        return {o.fixture: o.manifest for o in outcomes}
+
+    return export
 
 
 @pytest.fixture(scope="session")
-def manifests(project_fixtures):
+def manifests(export_manifests):
     """The two foundation fixtures most tests run on; other tests export what they need."""
-    return export_manifests(project_fixtures, ["linear", "mobilenet_v3"])
+    return export_manifests(["linear", "mobilenet_v3"])
 
 
-def python_exe() -> str:
-    return sys.executable
-
-
-def run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+def _run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """`python -m tfinterop ARGS` in a fresh process (what a user runs), output captured."""
     return subprocess.run(
         [sys.executable, "-m", "tfinterop", *args],
@@ -58,3 +67,98 @@ def run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[st
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """``run_cli(*args)``: the command line in a fresh process, output captured."""
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def fake_consumer():
+    """``fake_consumer(name, capabilities, mode="perturb")``: a consumer that runs
+    tests/fake_consumer.py, which wraps the real Python consumer and then misbehaves."""
+    from tfinterop.consumers import Consumer
+
+    @dataclass(frozen=True)
+    class FakeConsumer(Consumer):
+        mode: str = "perturb"
+
+        def command(self, build_dir: Path) -> list[str]:
+            return [sys.executable, str(FAKE), self.mode]
+
+    def make(name: str, capabilities: frozenset[str], mode: str = "perturb") -> Consumer:
+        return FakeConsumer(name, "test double", capabilities, mode)
+
+    return make
+
+
+# --- a report document with exactly one failing cell (test_report, test_browser) -----------
+_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-5)
+_ENVIRONMENT = {
+    "tensorflow": {"version": "2.21.0", "distribution": "tensorflow-cpu"},
+    "toolchain": {"c_compiler": "cc 12", "rustc": "rustc 1.95.0", "tensorflow_crate": "0.17.0"},
+    "consumer_environment": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "threads": {"intra_op": 0, "inter_op": 0},
+}
+_FAILING_CELL = ("classifier", "frozen", "serving_default", "c")
+
+
+def _report_cell(fixture, fmt, consumer, actual, expected, load_s=0.05):
+    result = compare("logits", actual, expected, _TOLERANCE)
+    return Cell(
+        fixture,
+        fmt,
+        "serving_default",
+        consumer,
+        "pass" if result.passed else "fail",
+        "" if result.passed else result.summary(),
+        result.max_abs,
+        result.max_rel,
+        load_s,
+        0.01,
+        [0.002, 0.003, 0.0025],
+        [result],
+    )
+
+
+def _failing_document() -> dict:
+    """A run with exactly one deliberate failure: consumer c's classifier/frozen output has
+    one logit off by 1e-3 (tolerance 1e-5); every other cell passes or is a declared xfail.
+    Built from real comparison results, without TensorFlow."""
+    rng = np.random.default_rng(7)
+    expected = rng.standard_normal((8, 10)).astype(np.float32)
+    noisy = expected + (rng.standard_normal(expected.shape) * 1e-7).astype(np.float32)
+    broken = noisy.copy()
+    broken[2, 5] += np.float32(1e-3)
+    cells = []
+    for fmt in ("frozen", "saved_model"):
+        cells.append(_report_cell("classifier", fmt, "python", expected.copy(), expected, 0.2))
+        cells.append(_report_cell("classifier", fmt, "rust", noisy, expected, 0.1))
+        cells.append(
+            _report_cell(
+                "classifier", fmt, "c", broken if fmt == "frozen" else noisy, expected, 0.09
+            )
+        )
+    xfail = Cell("strings", "frozen", "serving_default", "rust", "xfail")
+    xfail.message = "expected failure: the crate cannot carry non-UTF-8 bytes — observed: ..."
+    cells.append(xfail)
+    return report.document(cells, _ENVIRONMENT, {"timings": {"export_s": 1.0}})
+
+
+@pytest.fixture
+def failing_document() -> dict:
+    """A run with exactly one deliberate failure (``failing_cell``), without TensorFlow."""
+    return _failing_document()
+
+
+@pytest.fixture(scope="session")
+def failing_cell() -> tuple[str, str, str, str]:
+    """(fixture, format, signature, consumer) of ``failing_document``'s failing cell."""
+    return _FAILING_CELL

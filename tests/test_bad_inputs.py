@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pipeline_errors import FakeConsumer
 
 from tfinterop import consumers
 from tfinterop.cli import main
@@ -238,10 +237,10 @@ def interop(capfd, build: Path, directory: Path, *more: object) -> Outcome:
 
 
 @pytest.fixture
-def fake_consumers(monkeypatch) -> None:
+def fake_consumers(monkeypatch, fake_consumer) -> None:
     """Misbehaving consumers selectable with -c fake-MODE (tests/fake_consumer.py)."""
     fakes = tuple(
-        FakeConsumer(f"fake-{mode}", "test double", frozenset({FROZEN, SAVED_MODEL}), mode)
+        fake_consumer(f"fake-{mode}", frozenset({FROZEN, SAVED_MODEL}), mode)
         for mode in ("crash", "hang", "wrong_dtype", "wrong_shape")
     )
     monkeypatch.setattr(consumers, "ALL_CONSUMERS", (*consumers.ALL_CONSUMERS, *fakes))

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from test_report import FAILING_CELL, failing_document
 
 from tfinterop import cli, report
 
@@ -237,10 +236,10 @@ def _rgb(css: str) -> tuple[int, int, int]:
 
 
 def test_failing_cell_is_red_with_a_histogram_and_the_page_is_offline(
-    browser: Chromium, tmp_path: Path
+    browser: Chromium, tmp_path: Path, failing_document, failing_cell
 ) -> None:
     # Rendered the way a user re-renders a saved run: JSON on disk -> `tfinterop report`.
-    report.write_json(tmp_path / "result.json", failing_document())
+    report.write_json(tmp_path / "result.json", failing_document)
     page = tmp_path / "report.html"
     assert cli.main(["report", str(tmp_path / "result.json"), "--html", str(page)]) == 0
     url = page.as_uri()
@@ -248,7 +247,7 @@ def test_failing_cell_is_red_with_a_histogram_and_the_page_is_offline(
 
     cell = browser.evaluate(FAILING_CELL_JS)
     assert cell["count"] == 1, cell
-    fixture, fmt, signature, consumer = FAILING_CELL
+    fixture, fmt, signature, consumer = failing_cell
     assert (cell["row"], cell["consumer"]) == ([fixture, fmt, signature], consumer)
     assert cell["visible"] and cell["onTop"], cell
     assert cell["text"].startswith("FAIL"), cell

@@ -11,11 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfinterop import consumers, tensors
+from tfinterop import consumers, formats, tensors
 from tfinterop.process import child_environment
 from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
-ALL = [c.name for c in consumers.ALL_CONSUMERS if c.name in ("python", "rust", "c")]
+# Every registered consumer that loads the TensorFlow formats these tests feed (the frozen
+# graph and SavedModel of `linear`); a new consumer declaring them is tested here too.
+ALL = [c.name for c in consumers.with_capability(consumers.FROZEN)]
+# Consumers that are Python modules run by this interpreter: their timers can be slowed by
+# patching the module in-process (``run_slowed``), with every format each loads.
+IN_PROCESS = [
+    (c.name, fmt)
+    for c in consumers.ALL_CONSUMERS
+    if c.command(Path("build"))[:2] == [sys.executable, "-m"]
+    for fmt in formats.ALL
+    if c.supports(fmt)
+]
 
 
 def command(name: str, build_dir: Path) -> list[str]:
@@ -156,8 +167,8 @@ def test_unusable_plan_exits_2_with_one_line(
 
 # A consumer written in Python, run with part of its work slowed down by PATCH (Python code run
 # before the consumer's module is imported; DELAY is the slowdown in seconds).
-SLOWED = "import sys, time\nDELAY = {delay}\n{patch}\nfrom tfinterop.consumers import {module}\n"
-SLOWED += "sys.exit({module}.main(sys.argv[1:]))\n"
+SLOWED = "import importlib, sys, time\nDELAY = {delay}\n{patch}\n"
+SLOWED += "sys.exit(importlib.import_module({module!r}).main(sys.argv[1:]))\n"
 DELAY_S = 0.5
 # Their conversion of outputs to host arrays: tensors.from_tensorflow.
 SLOW_CONVERSION = """
@@ -191,7 +202,7 @@ interpreter_class.__init__ = slowed_init
 def run_slowed(patch: str, name: str, manifest, case, tmp_path: Path) -> dict:
     """The job record of one run of `case` by consumer `name` (python or tflite), slowed."""
     x, y = case.inputs[0], case.outputs[0]
-    module = {"python": "python_runner", "tflite": "tflite_runner"}[name]
+    module = consumers.by_name([name])[0].command(Path("build"))[-1]  # `python -m MODULE`
     result = run(
         [sys.executable, "-c", SLOWED.format(delay=DELAY_S, patch=patch, module=module)],
         "--model", str(manifest.directory / case.model), "--format", case.format,
@@ -207,9 +218,7 @@ def run_slowed(patch: str, name: str, manifest, case, tmp_path: Path) -> dict:
     return job
 
 
-@pytest.mark.parametrize(
-    ("name", "fmt"), [("python", "frozen"), ("python", "saved_model"), ("tflite", "tflite")]
-)
+@pytest.mark.parametrize(("name", "fmt"), IN_PROCESS)
 def test_run_timers_exclude_output_conversion(name: str, fmt: str, linear, tmp_path: Path) -> None:
     manifest = linear[0]
     case = next(c for c in manifest.cases if c.format == fmt)
@@ -223,8 +232,9 @@ def test_run_timers_exclude_output_conversion(name: str, fmt: str, linear, tmp_p
 
 def test_tflite_run_timers_exclude_setting_the_inputs(linear, tmp_path: Path) -> None:
     manifest = linear[0]
-    case = next(c for c in manifest.cases if c.format == "tflite")
-    job = run_slowed(SLOW_TFLITE_FEED, "tflite", manifest, case, tmp_path)
+    case = next(c for c in manifest.cases if c.format == formats.TFLITE)
+    (tflite,) = consumers.with_capability(consumers.TFLITE)
+    job = run_slowed(SLOW_TFLITE_FEED, tflite.name, manifest, case, tmp_path)
     timed = [job["first_run_s"], *job["steady_s"]]
     assert max(timed) < DELAY_S / 2, timed
 
@@ -278,10 +288,8 @@ SHAPE_CELLS = [
 
 
 @pytest.fixture(scope="module")
-def shape_fixtures(project_fixtures):
-    from conftest import export_manifests
-
-    return export_manifests(project_fixtures, ["linear", "image_layout"])
+def shape_fixtures(project_fixtures, export_manifests):
+    return export_manifests(["linear", "image_layout"])
 
 
 def run_with_input_shape(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
 
-def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_path) -> None:
+def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_path, run_cli) -> None:
     report = tmp_path / "report.json"
     result = run_cli("interop", "--build-dir", str(build_dir), "--json", str(report), "--no-build")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -89,7 +88,7 @@ def check_catalogue(rows: list[dict]) -> None:
     }  # fmt: skip
 
 
-def test_unknown_fixture_is_one_line_and_exit_2(build_dir) -> None:
+def test_unknown_fixture_is_one_line_and_exit_2(build_dir, run_cli) -> None:
     result = run_cli("interop", "--build-dir", str(build_dir), "--fixture", "nope", "--no-build")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -100,7 +99,7 @@ def test_unknown_fixture_is_one_line_and_exit_2(build_dir) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_missing_fixtures_dir_is_one_line(build_dir, tmp_path) -> None:
+def test_missing_fixtures_dir_is_one_line(build_dir, tmp_path, run_cli) -> None:
     result = run_cli(
         "export", "--build-dir", str(build_dir), "--fixtures-dir", str(tmp_path / "none")
     )

@@ -157,13 +157,11 @@ def test_libfuzzer_statistics_are_read() -> None:
 
 @pytest.mark.parametrize("name", ["c", "rust"])
 def test_repeat_beyond_the_first_timing_buffer(
-    name: str, build_dir: Path, project_fixtures, tmp_path: Path
+    name: str, build_dir: Path, project_fixtures, tmp_path: Path, export_manifests
 ) -> None:
     """`repeat` is user data up to 2^32-1: the consumers grow their timing buffers as the runs
     happen instead of reserving all of it up front (which aborted the Rust consumer on
     allocation failure and made the C one fail a runnable job)."""
-    from conftest import export_manifests
-
     from tfinterop import consumers
     from tfinterop.process import child_environment
     from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
@@ -171,7 +169,7 @@ def test_repeat_beyond_the_first_timing_buffer(
     (consumer,) = consumers.by_name([name])
     if consumer.missing(build_dir):
         pytest.fail(f"{name} consumer not built: {consumer.missing(build_dir)}")
-    manifest = export_manifests(project_fixtures, ["linear"])["linear"]
+    manifest = export_manifests(["linear"])["linear"]
     frozen = next(c for c in manifest.cases if c.format == "frozen")
     x, y = frozen.inputs[0], frozen.outputs[0]
     repeat = 65536 + 3  # the first buffer holds 65536 timings

@@ -23,16 +23,10 @@ from tfinterop.pipeline.settings import RunSettings
 FAKE = Path(__file__).with_name("fake_consumer.py")
 
 
-@dataclass(frozen=True)
-class FakeConsumer(Consumer):
-    mode: str = "perturb"
-
-    def command(self, build_dir: Path) -> list[str]:
-        return [sys.executable, str(FAKE), self.mode]
-
-
-def run_fake(mode: str, project_fixtures, manifests, tmp_path: Path, timeout_s: float = 120.0):
-    consumer = FakeConsumer(f"fake-{mode}", "test double", frozenset({FROZEN, SAVED_MODEL}), mode)
+def run_fake(
+    fake_consumer, mode: str, project_fixtures, manifests, tmp_path: Path, timeout_s: float = 120.0
+):
+    consumer = fake_consumer(f"fake-{mode}", frozenset({FROZEN, SAVED_MODEL}), mode)
     # linear's tflite case too: the fake (like the Python consumer it wraps) does not load
     # tflite, so that pair is no cell at all (not a skip) and no job in its plan.
     refs = cases_from_manifest(project_fixtures["linear"], manifests["linear"])
@@ -43,8 +37,10 @@ def run_fake(mode: str, project_fixtures, manifests, tmp_path: Path, timeout_s: 
     return cells
 
 
-def test_perturbed_output_is_a_failure_with_the_numbers(project_fixtures, manifests, tmp_path):
-    cells = run_fake("perturb", project_fixtures, manifests, tmp_path)
+def test_perturbed_output_is_a_failure_with_the_numbers(
+    project_fixtures, manifests, tmp_path, fake_consumer
+):
+    cells = run_fake(fake_consumer, "perturb", project_fixtures, manifests, tmp_path)
     for cell in cells:
         assert cell.status == "fail"
         assert cell.message.startswith("output y: 1/64 elements differ beyond atol=0 rtol=0")
@@ -61,37 +57,43 @@ def test_perturbed_output_is_a_failure_with_the_numbers(project_fixtures, manife
     ],
 )
 def test_wrong_dtype_or_shape_is_named(
-    mode, status, expected, project_fixtures, manifests, tmp_path
+    mode, status, expected, project_fixtures, manifests, tmp_path, fake_consumer
 ):
-    for cell in run_fake(mode, project_fixtures, manifests, tmp_path):
+    for cell in run_fake(fake_consumer, mode, project_fixtures, manifests, tmp_path):
         assert cell.status == status and expected in cell.message
 
 
 def test_consumer_exiting_nonzero_shows_command_status_and_stderr(
-    project_fixtures, manifests, tmp_path
+    project_fixtures, manifests, tmp_path, fake_consumer
 ):
-    for cell in run_fake("exit3", project_fixtures, manifests, tmp_path):
+    for cell in run_fake(fake_consumer, "exit3", project_fixtures, manifests, tmp_path):
         assert cell.status == "error"
         assert "fake_consumer.py exit3 --plan" in cell.message
         assert "exited with status 3" in cell.message
         assert "stderr tail: fake consumer: refusing to work" in cell.message
 
 
-def test_consumer_killed_by_signal_is_reported(project_fixtures, manifests, tmp_path):
-    for cell in run_fake("crash", project_fixtures, manifests, tmp_path):
+def test_consumer_killed_by_signal_is_reported(
+    project_fixtures, manifests, tmp_path, fake_consumer
+):
+    for cell in run_fake(fake_consumer, "crash", project_fixtures, manifests, tmp_path):
         assert cell.status == "error" and "was killed by SIGSEGV" in cell.message
         assert "about to crash" in cell.message
 
 
-def test_hanging_consumer_times_out_and_the_run_goes_on(project_fixtures, manifests, tmp_path):
-    cells = run_fake("hang", project_fixtures, manifests, tmp_path, timeout_s=2.0)
+def test_hanging_consumer_times_out_and_the_run_goes_on(
+    project_fixtures, manifests, tmp_path, fake_consumer
+):
+    cells = run_fake(fake_consumer, "hang", project_fixtures, manifests, tmp_path, timeout_s=2.0)
     for cell in cells:
         assert cell.status == "error" and "timed out after 2s and was killed" in cell.message
         assert "fake consumer: hanging" in cell.message
 
 
-def test_garbage_results_break_the_contract_visibly(project_fixtures, manifests, tmp_path):
-    for cell in run_fake("garbage", project_fixtures, manifests, tmp_path):
+def test_garbage_results_break_the_contract_visibly(
+    project_fixtures, manifests, tmp_path, fake_consumer
+):
+    for cell in run_fake(fake_consumer, "garbage", project_fixtures, manifests, tmp_path):
         assert cell.status == "error"
         assert "broke the contract: results line 1 is not a contract record" in cell.message
 
@@ -124,7 +126,9 @@ class BrokenBuildConsumer(Consumer):
         return [sys.executable, str(FAKE), "perturb"]
 
 
-def test_a_failed_build_is_reported_and_the_other_consumers_still_build(tmp_path: Path) -> None:
+def test_a_failed_build_is_reported_and_the_other_consumers_still_build(
+    tmp_path: Path, fake_consumer
+) -> None:
     from tfinterop.consumers import BuildOutcome
     from tfinterop.pipeline.build import build_each
 
@@ -134,7 +138,7 @@ def test_a_failed_build_is_reported_and_the_other_consumers_still_build(tmp_path
 
     broken = BrokenBuildConsumer("broken", "test double", frozenset({FROZEN}))
     fine = Builds("fine", "test double", frozenset({FROZEN}))
-    interpreted = FakeConsumer("interpreted", "needs no build", frozenset({FROZEN}))
+    interpreted = fake_consumer("interpreted", frozenset({FROZEN}))
     started: list[str] = []
     outcomes = list(build_each(tmp_path, [broken, interpreted, fine], on_start=started.append))
     assert started == ["broken", "fine"]

@@ -29,49 +29,6 @@ ENVIRONMENT = {
     "consumer_environment": {"TF_ENABLE_ONEDNN_OPTS": "0"},
     "threads": {"intra_op": 0, "inter_op": 0},
 }
-FAILING_CELL = ("classifier", "frozen", "serving_default", "c")
-
-
-def _cell(fixture, fmt, consumer, actual, expected, load_s=0.05):
-    result = compare("logits", actual, expected, TOLERANCE)
-    return Cell(
-        fixture,
-        fmt,
-        "serving_default",
-        consumer,
-        "pass" if result.passed else "fail",
-        "" if result.passed else result.summary(),
-        result.max_abs,
-        result.max_rel,
-        load_s,
-        0.01,
-        [0.002, 0.003, 0.0025],
-        [result],
-    )
-
-
-def failing_document() -> dict:
-    """A run with exactly one deliberate failure: consumer c's classifier/frozen output has
-    one logit off by 1e-3 (tolerance 1e-5); every other cell passes or is a declared xfail.
-    Built from real comparison results, without TensorFlow."""
-    rng = np.random.default_rng(7)
-    expected = rng.standard_normal((8, 10)).astype(np.float32)
-    noisy = expected + (rng.standard_normal(expected.shape) * 1e-7).astype(np.float32)
-    broken = noisy.copy()
-    broken[2, 5] += np.float32(1e-3)
-    cells = []
-    for fmt in ("frozen", "saved_model"):
-        cells.append(_cell("classifier", fmt, "python", expected.copy(), expected, 0.2))
-        cells.append(_cell("classifier", fmt, "rust", noisy, expected, 0.1))
-        cells.append(
-            _cell("classifier", fmt, "c", broken if fmt == "frozen" else noisy, expected, 0.09)
-        )
-    xfail = Cell("strings", "frozen", "serving_default", "rust", "xfail")
-    xfail.message = "expected failure: the crate cannot carry non-UTF-8 bytes — observed: ..."
-    cells.append(xfail)
-    return report.document(cells, ENVIRONMENT, {"timings": {"export_s": 1.0}})
-
-
 # --- comparison fields the report plots -------------------------------------------------------
 
 
@@ -128,8 +85,10 @@ class _Page(HTMLParser):
                 self.urls.append(str(attributes[name]))
 
 
-def test_html_is_self_contained_and_shows_the_failing_cell(tmp_path: Path) -> None:
-    doc = failing_document()
+def test_html_is_self_contained_and_shows_the_failing_cell(
+    tmp_path: Path, failing_document
+) -> None:
+    doc = failing_document
     path = tmp_path / "report.html"
     report.write_html(doc, path)
     page = _Page()
@@ -154,8 +113,8 @@ def test_html_is_self_contained_and_shows_the_failing_cell(tmp_path: Path) -> No
         assert shown in text, shown
 
 
-def test_html_escapes_model_and_message_strings(tmp_path: Path) -> None:
-    doc = failing_document()
+def test_html_escapes_model_and_message_strings(tmp_path: Path, failing_document) -> None:
+    doc = failing_document
     doc["rows"][0]["fixture"] = "<script>alert(1)</script>"
     doc["rows"][0]["message"] = '"><img src=x onerror=alert(2)>'
     doc["rows"][2]["outputs"][0]["key"] = "<b>key</b>"
@@ -165,8 +124,8 @@ def test_html_escapes_model_and_message_strings(tmp_path: Path) -> None:
     assert "&lt;img src=x onerror=alert(2)&gt;" in html
 
 
-def test_html_renders_the_same_from_the_saved_json(tmp_path: Path) -> None:
-    doc = failing_document()
+def test_html_renders_the_same_from_the_saved_json(tmp_path: Path, failing_document) -> None:
+    doc = failing_document
     report.write_json(tmp_path / "result.json", doc)
     assert report.render_html(report.load_document(tmp_path / "result.json")) == report.render_html(
         doc
@@ -176,8 +135,10 @@ def test_html_renders_the_same_from_the_saved_json(tmp_path: Path) -> None:
 # --- JUnit and Markdown ------------------------------------------------------------------------
 
 
-def test_junit_has_one_case_per_cell_with_failures_and_skips(tmp_path: Path) -> None:
-    doc = failing_document()
+def test_junit_has_one_case_per_cell_with_failures_and_skips(
+    tmp_path: Path, failing_document
+) -> None:
+    doc = failing_document
     doc["rows"].append({**doc["rows"][0], "status": "xpass", "message": "stale declaration"})
     doc["rows"].append({**doc["rows"][0], "status": "error", "message": "crashed \x1b[31m\x00"})
     report.write_junit(doc, tmp_path / "junit.xml")
@@ -198,8 +159,8 @@ def test_junit_has_one_case_per_cell_with_failures_and_skips(tmp_path: Path) -> 
     assert all(c.find("failure") is None for c in by_status["pass"])
 
 
-def test_markdown_has_counts_matrix_and_failure_messages() -> None:
-    doc = failing_document()
+def test_markdown_has_counts_matrix_and_failure_messages(failing_document) -> None:
+    doc = failing_document
     doc["rows"][0]["fixture"] = "a|b"
     doc["rows"][1]["message"] = "has ``` a fence"
     doc["rows"][1]["status"] = "error"
@@ -307,8 +268,8 @@ def test_not_applicable_pairs_are_no_cells_in_any_report(tmp_path: Path) -> None
 # --- CLI ----------------------------------------------------------------------------------------
 
 
-def test_report_command_rerenders_a_saved_result(tmp_path: Path, capsys) -> None:
-    report.write_json(tmp_path / "result.json", failing_document())
+def test_report_command_rerenders_a_saved_result(tmp_path: Path, capsys, failing_document) -> None:
+    report.write_json(tmp_path / "result.json", failing_document)
     outputs = [tmp_path / n for n in ("r.html", "r.xml", "r.md")]
     status = cli.main(
         [

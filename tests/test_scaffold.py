@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from tfinterop.consumers import ALL_CONSUMERS
 
 pytestmark = pytest.mark.e2e
 
 
-def test_scaffolded_fixture_passes_in_every_consumer(build_dir: Path, tmp_path: Path) -> None:
+def test_scaffolded_fixture_passes_in_every_consumer(
+    build_dir: Path, tmp_path: Path, run_cli
+) -> None:
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     created = run_cli("new-fixture", "scaffold_probe", "--fixtures-dir", str(fixtures))

@@ -21,12 +21,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import formats as _formats
 from .errors import UserError
 
-FORMATS = ("frozen", "saved_model")
+# Aliases of formats.py kept public: user fixture files import them from here.
+FORMATS = _formats.TENSORFLOW_FORMATS
 """Formats exported unless a fixture says otherwise."""
-TFLITE = "tflite"
-ALL_FORMATS = (*FORMATS, TFLITE)
+TFLITE = _formats.TFLITE
+ALL_FORMATS = _formats.ALL
 """Every format the exporter writes; ``tflite`` is opt-in (not every graph converts)."""
 DEFAULT_SIGNATURE = "serving_default"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..formats import ALL, SAVED_MODEL
 
 HEADER = "tfinterop-plan\t1"
-FORMATS = ("frozen", "saved_model", "tflite")
+FORMATS = ALL
 """Formats a plan may name; a consumer only gets jobs in formats it declares."""
 
 
@@ -65,7 +66,7 @@ def render(plan: Plan) -> str:
         lines.append(f"job\t{_check_field(job.id, 'job id')}")
         lines.append(f"model\t{_check_field(job.model, 'model path')}")
         lines.append(f"format\t{job.format}")
-        if job.format == "saved_model":
+        if job.format == SAVED_MODEL:
             lines.append(f"tags\t{_check_field(','.join(job.tags), 'tag set')}")
             lines.append(f"signature\t{_check_field(job.signature, 'signature')}")
         for kind, entries in (("input", job.inputs), ("output", job.outputs)):
@@ -145,8 +146,7 @@ def parse(text: str) -> Plan:
         elif record == "format":
             if fields[0] not in FORMATS:
                 raise PlanError(
-                    f"plan line {line_no}: format must be frozen or saved_model or tflite, "
-                    f"got {fields[0]!r}"
+                    f"plan line {line_no}: format must be {' or '.join(FORMATS)}, got {fields[0]!r}"
                 )
             job.format = fields[0]
         elif record == "tags":
@@ -169,7 +169,7 @@ def parse(text: str) -> Plan:
                 job_problem(
                     f"plan line {line_no}: job {job.id!r} needs model, format and an output"
                 )
-            elif job.format != "saved_model" and seen & {"tags", "signature"}:
+            elif job.format != SAVED_MODEL and seen & {"tags", "signature"}:
                 job_problem(
                     f"plan line {line_no}: tags/signature are for saved_model jobs, "
                     f"not {job.format}"

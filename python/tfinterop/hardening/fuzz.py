@@ -12,7 +12,6 @@ See docs/hardening.md.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import re
@@ -314,40 +313,3 @@ def write_seeds(root: Path) -> list[Path]:
             path.write_bytes(data)
             written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfinterop.hardening.fuzz", description=__doc__)
-    parser.add_argument("--seconds", type=int, default=180, help="per target (default 180)")
-    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
-    parser.add_argument("--work-dir", type=Path, default=None, help="default build/fuzz")
-    parser.add_argument("--write-seeds", action="store_true", help="regenerate the seed corpus")
-    args = parser.parse_args(argv)
-    root = project_root()
-    try:
-        if args.write_seeds:
-            for path in write_seeds(root):
-                print(path.relative_to(root))
-            return 0
-        if args.seconds < 1:
-            raise UserError("--seconds must be >= 1")
-        work = (args.work_dir or root / "build" / "fuzz").resolve()
-        outcomes = run_targets(args.targets, args.seconds, work)
-    except UserError as exc:
-        print(f"tfinterop fuzz: {exc}", file=sys.stderr)
-        return 2
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        print(
-            f"tfinterop fuzz: {len(failed)} target(s) failed: "
-            + ", ".join(o.target for o in failed)
-            + "; reproducers under "
-            + str(work / "artifacts"),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,20 +10,22 @@ consumer that did not finish; 2 on a usage problem. See docs/hardening.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..consumers import LEAK_CHECK, Consumer, by_name, first_with
 from ..contract import plan as plan_format
 from ..errors import UserError
 from ..paths import project_root
+from ..pipeline.cases import export_cases
+from ..pipeline.plan import build_plan
 from ..pipeline.run import ConsumerRun, run_consumer
+from ..pipeline.settings import FixtureSelection
 from ..tfenv import DEFAULT_CONSUMER_ENV
 
 DEFAULT_FIXTURES = ("linear", "binary_strings", "dtypes", "lookup_asset")
@@ -146,33 +148,18 @@ def run_under_valgrind(
     return report
 
 
-def leak_plan(names: list[str], jobs: int, out_dir: Path, consumer_name: str) -> plan_format.Plan:
+def leak_plan(names: list[str], jobs: int, out_dir: Path, consumer: Consumer) -> plan_format.Plan:
     """Every frozen/SavedModel case of the named fixtures the consumer runs, cycled to ``jobs``
     jobs (job IDs get a ``#k`` suffix: the same models load again and again in one process)."""
-    from ..consumers import by_name
-    from ..export import export_fixtures
-    from ..fixtures import BrokenFixture, load_fixtures
-    from ..pipeline.cases import cases_from_manifest
-    from ..pipeline.plan import build_plan
-
     root = project_root()
-    fixtures = load_fixtures(root / "fixtures", names)
-    broken = [f for f in fixtures if isinstance(f, BrokenFixture)]
-    if broken:
-        raise UserError(f"fixture {broken[0].name} is broken: {broken[0].error}")
-    outcomes = export_fixtures(fixtures, root / "build" / "exports")  # type: ignore[arg-type]
-    failed = [f"{o.fixture}: {o.error}" for o in outcomes if o.manifest is None]
-    if failed:
-        raise UserError(f"export failed: {failed[0]}")
-    (consumer,) = by_name([consumer_name])
-    refs = [
-        ref
-        for fixture, outcome in zip(fixtures, outcomes, strict=True)
-        for ref in cases_from_manifest(fixture, outcome.manifest)  # type: ignore[arg-type]
-    ]
-    base = build_plan(consumer, refs, out_dir, warmup=1, repeat=2, threads=(1, 1))
+    exported = export_cases(
+        FixtureSelection(root / "fixtures", names), root / "build" / "exports", [consumer]
+    )
+    if exported.cells:  # a fixture that failed to load or export
+        raise UserError(exported.cells[0].message)
+    base = build_plan(consumer, exported.refs, out_dir, warmup=1, repeat=2, threads=(1, 1))
     if not base.jobs:
-        raise UserError(f"consumer {consumer_name} runs none of the cases of {', '.join(names)}")
+        raise UserError(f"consumer {consumer.name} runs none of the cases of {', '.join(names)}")
     plan = plan_format.Plan(intra_op_threads=1, inter_op_threads=1)
     for k in range(jobs):
         job = base.jobs[k % len(base.jobs)]
@@ -180,18 +167,25 @@ def leak_plan(names: list[str], jobs: int, out_dir: Path, consumer_name: str) ->
     return plan
 
 
-def check(
-    names: list[str], jobs: int, work: Path, consumer_name: str = "c", timeout_s: float = 1800
-) -> LeakReport:
-    from ..consumers import by_name
+def leak_checked_consumer(name: str | None = None) -> Consumer:
+    """The named consumer, or the registry's consumer declaring the leak-check capability."""
+    return by_name([name])[0] if name else first_with(LEAK_CHECK)
 
-    (consumer,) = by_name([consumer_name])
+
+def check(
+    names: list[str],
+    jobs: int,
+    work: Path,
+    consumer: Consumer | None = None,
+    timeout_s: float = 1800,
+) -> LeakReport:
+    consumer = consumer or leak_checked_consumer()
     root = project_root()
     build_dir = root / "build"
     reason = consumer.missing(build_dir)
     if reason:
         raise UserError(reason)
-    plan = leak_plan(names, jobs, work / "outputs", consumer_name)
+    plan = leak_plan(names, jobs, work / "outputs", consumer)
     log = work / "valgrind.log"
     run = run_consumer(
         consumer,
@@ -225,35 +219,3 @@ def consumer_leak_report(run: ConsumerRun, planned_jobs: int, log: Path) -> Leak
             f"the consumer reported {len(run.jobs)} of {planned_jobs} jobs (exit status {status})"
         )
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tfinterop.hardening.leaks", description=__doc__
-    )
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="default 50")
-    parser.add_argument("--fixtures", nargs="+", default=list(DEFAULT_FIXTURES))
-    parser.add_argument("--consumer", default="c", help="a consumer with a native binary")
-    parser.add_argument("--work-dir", type=Path, default=None, help="default build/leaks")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds (default 1800)")
-    args = parser.parse_args(argv)
-    # The CLI's defaults, before anything imports TensorFlow: they are part of the export
-    # cache key (build/exports is shared with `tfinterop interop`) and what consumers run with.
-    for key, value in DEFAULT_CONSUMER_ENV.items():
-        os.environ.setdefault(key, value)
-    try:
-        if args.jobs < 1:
-            raise UserError("--jobs must be >= 1")
-        work = (args.work_dir or project_root() / "build" / "leaks").resolve()
-        report = check(args.fixtures, args.jobs, work, args.consumer, args.timeout)
-    except UserError as exc:
-        print(f"tfinterop leaks: {exc}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    for problem in report.problems:
-        print(f"tfinterop leaks: {problem}", file=sys.stderr)
-    return 1 if report.problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

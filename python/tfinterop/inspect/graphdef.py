@@ -98,7 +98,7 @@ class GraphAnalysis:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["frozen"] = self.frozen
+        data["frozen"] = self.frozen  # the property, as a JSON field (not the format name)
         return data
 
 

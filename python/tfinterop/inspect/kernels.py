@@ -1,10 +1,10 @@
 """What the consumers' libtensorflow registers: ops (``OpList``) and kernels (``KernelList``).
 
-Both consumers link the same wheel's C API (``libtensorflow_cc.so.2``), so the C consumer
-binary is asked (``--registered-ops``/``--registered-kernels``, which call
-``TF_GetAllOpList``/``TF_GetAllRegisteredKernels``) rather than Python's own registry: that
-is the library a deployment ships. The dump is cached next to the build, keyed by the
-binary. A model op missing from the OpList fails at load with "Op type not registered"; an
+The native consumers link the same wheel's C API (``libtensorflow_cc.so.2``), so the
+consumer declaring ``KERNEL_REGISTRY`` is asked (``--registered-ops``/``--registered-kernels``,
+which call ``TF_GetAllOpList``/``TF_GetAllRegisteredKernels``) rather than Python's own
+registry: that is the library a deployment ships. The dump is cached next to the build, keyed
+by the consumer's program. A model op missing from the OpList fails at load with "Op type not registered"; an
 op registered without a CPU (or DEFAULT) kernel fails at run time with "No OpKernel was
 registered to support Op".
 """
@@ -12,6 +12,7 @@ registered to support Op".
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ class Registry:
     """Ops and kernel device types registered in one libtensorflow."""
 
     source: str
-    """What was asked, e.g. the C consumer binary and the wheel's library dir."""
+    """What was asked, e.g. the consumer's program and the wheel's library dir."""
     tf_version: str
     op_defs: dict[str, Any]
     """Op name -> OpDef proto."""
@@ -87,16 +88,20 @@ def _stamp(binary: Path) -> str:
 
 
 def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
-    """Ask the built C consumer for its OpList and KernelList (cached); returns their files.
+    """Ask the built ``KERNEL_REGISTRY`` consumer for its OpList and KernelList (cached);
+    returns their files.
 
-    Raises UserError when the C consumer is not built or the dump fails."""
-    from ..consumers.c import c_binary
+    Raises UserError when that consumer is not built or the dump fails."""
+    from ..consumers import KERNEL_REGISTRY, first_with
     from ..tfenv import find_tensorflow
 
     tf = find_tensorflow()
-    binary = c_binary(build_dir, tf)
-    if not os.access(binary, os.X_OK):
-        raise UserError(f"{binary} is not built (run `tfinterop build`)")
+    consumer = first_with(KERNEL_REGISTRY)
+    program = consumer.command(build_dir)
+    binary = Path(shutil.which(program[0]) or program[0])  # the stamp keys on the file
+    missing = consumer.missing(build_dir)
+    if missing:
+        raise UserError(missing)
     ops_path, kernels_path, stamp_path = _registry_paths(build_dir, binary)
     stamp = _stamp(binary)
     source = f"{binary} (links {tf.library_dir}, TensorFlow {tf.version})"
@@ -112,7 +117,7 @@ def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
     ops_tmp = ops_path.with_name(ops_path.name + suffix)
     kernels_tmp = kernels_path.with_name(kernels_path.name + suffix)
     command = [
-        str(binary),
+        *program,
         "--registered-ops",
         str(ops_tmp),
         "--registered-kernels",
