@@ -301,8 +301,10 @@ def test_image_layout_mistakes_fail_the_comparison(
     manifests, project_fixtures, tmp_path: Path
 ) -> None:
     """Feed each wrong decoding through the Python consumer: every one must fail."""
-    from tfinterop.consumers.runners.python_runner import _python_prepare, run_job
+    from tfinterop.consumers.runners.python_runner import _python_prepare
+    from tfinterop.consumers.runners.serve import run_job
     from tfinterop.contract.plan import Job, Plan, PlanTensor
+    from tfinterop.contract.records import JobRecord
     from tfinterop.pipeline.cases import cases_from_manifest
     from tfinterop.pipeline.compare import compare_job
 
@@ -330,7 +332,7 @@ def test_image_layout_mistakes_fail_the_comparison(
                 for e in ref.case.outputs
             ],
         )
-        cell = compare_job(ref, "python", run_job(job, prepare), None)
+        cell = compare_job(ref, "python", JobRecord.from_json(run_job(job, prepare)), None)
         statuses[name] = (cell.status, cell.max_abs)
     assert statuses["correct"] == ("pass", 0.0)
     for name, (status, max_abs) in statuses.items():

@@ -60,12 +60,13 @@ def test_valgrind_summary_is_read() -> None:
 
 
 def test_consumer_verdict_separates_valgrinds_leak_exit_from_a_crash(tmp_path: Path) -> None:
+    from tfinterop.contract.records import JobRecord
     from tfinterop.pipeline.run import ConsumerRun
     from tfinterop.process import ProcessFailure
 
     log = tmp_path / "valgrind.log"
     log.write_text(LOG)
-    ok = {"a": {"status": "ok"}, "b": {"status": "ok"}}
+    ok = {job: JobRecord(job, "ok") for job in ("a", "b")}
 
     def run(returncode: int) -> ConsumerRun:
         failure = ProcessFailure(["valgrind", "consumer"], returncode, False, "tail", 60.0)

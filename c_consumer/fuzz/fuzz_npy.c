@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == 0) check_info(&whole, size);
     else CHECK(memchr(err, '\0', sizeof err) && err[0] != '\0'); /* one message, always */
 
-    /* Header reading as runner.c does it: grow the prefix until the parser has enough. */
+    /* Header reading as inputs.c does it: grow the prefix until the parser has enough. */
     size_t have = size < NPY_MIN_PREAMBLE ? size : NPY_MIN_PREAMBLE;
     for (;;) {
         NpyInfo info;

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t k = 0; k < i; k++) CHECK(strcmp(plan->jobs[k].id, j->id) != 0);
         CHECK(j->repeat >= 1);
         if (j->error) continue;
-        /* A valid job is complete: what runner.c relies on without checking again. */
+        /* A valid job is complete: what the runner relies on without checking again. */
         CHECK(j->model && j->model[0]);
         CHECK(j->format == PLAN_FORMAT_FROZEN || j->format == PLAN_FORMAT_SAVED_MODEL);
         CHECK(j->n_outputs >= 1);

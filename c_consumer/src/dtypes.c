@@ -1,3 +1,4 @@
+/* The contract's dtype table (codes equal TF_DataType). */
 #include "dtypes.h"
 
 #include <string.h>

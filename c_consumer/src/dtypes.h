@@ -1,6 +1,6 @@
 /* The contract's dtype table. Pure data, no TensorFlow headers, so the parsers
  * that use it can be built on their own (fuzzing). The numeric codes equal
- * TensorFlow's TF_DataType values; runner.c checks that at compile time. */
+ * TensorFlow's TF_DataType values; model.c checks that at compile time. */
 #ifndef TFI_DTYPES_H
 #define TFI_DTYPES_H
 

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "plan.h"
+#include "registry.h"
 #include "runner.h"
 #include "strbuf.h"
 #include "tensorflow/c/c_api.h"
@@ -92,51 +93,6 @@ static int read_file(const char *path, char **data, size_t *len) {
     *data = sb.data;
     *len = sb.len;
     return 0;
-}
-
-/* Writes a TF_Buffer to path (the whole file, or an error line on stderr). */
-static int write_buffer(const char *path, const TF_Buffer *buf, const char *what) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "tfinterop-c-consumer: cannot create %s file '%s': %s\n", what, path, strerror(errno));
-        return -1;
-    }
-    int bad = buf->length && fwrite(buf->data, 1, buf->length, f) != buf->length;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) fprintf(stderr, "tfinterop-c-consumer: cannot write %s file '%s': %s\n", what, path, strerror(e));
-    return bad ? -1 : 0;
-}
-
-/* What the linked libtensorflow registers, for `tfinterop inspect`'s kernel check: the
- * serialized OpList (TF_GetAllOpList) and KernelList (TF_GetAllRegisteredKernels) protos. */
-static int dump_registry(const char *ops_path, const char *kernels_path) {
-    int rc = 0;
-    if (ops_path) {
-        TF_Buffer *ops = TF_GetAllOpList();
-        if (!ops) {
-            fputs("tfinterop-c-consumer: TF_GetAllOpList returned nothing\n", stderr);
-            return EXIT_USAGE;
-        }
-        if (write_buffer(ops_path, ops, "op list")) rc = EXIT_USAGE;
-        TF_DeleteBuffer(ops);
-    }
-    if (kernels_path && rc == 0) {
-        TF_Status *st = TF_NewStatus();
-        TF_Buffer *kernels = TF_GetAllRegisteredKernels(st);
-        if (TF_GetCode(st) != TF_OK || !kernels) {
-            fprintf(stderr, "tfinterop-c-consumer: TF_GetAllRegisteredKernels: %s\n", TF_Message(st));
-            rc = EXIT_USAGE;
-        } else if (write_buffer(kernels_path, kernels, "kernel list")) {
-            rc = EXIT_USAGE;
-        }
-        TF_DeleteBuffer(kernels);
-        TF_DeleteStatus(st);
-    }
-    return rc;
 }
 
 /* A value of the shorthand that cannot go into a plan field. */
@@ -254,7 +210,7 @@ int main(int argc, char **argv) {
             rc = usage_error("--registered-ops/--registered-kernels take no plan or job options");
             goto out;
         }
-        rc = dump_registry(ops_path, kernels_path);
+        rc = dump_registry(ops_path, kernels_path) ? EXIT_USAGE : 0;
         goto out;
     }
 

@@ -1,3 +1,4 @@
+/* .npy header parsing (versions 1-3) and writing: pure, fuzzable. */
 #include "npy.h"
 
 #include <stdarg.h>

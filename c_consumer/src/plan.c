@@ -1,3 +1,4 @@
+/* Plan file parser (consumer contract v1): pure, fuzzable. */
 #include "plan.h"
 
 #include <stdarg.h>

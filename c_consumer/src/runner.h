@@ -5,12 +5,8 @@
 #include "plan.h"
 #include "strbuf.h"
 
-/* Appends the job's result record (one JSON object, no newline) to rec.
+/* Appends the job's result record (one JSON object, no newline) to out.
  * Returns 0 when the job succeeded, 1 when it failed (the record says why). */
-int run_job(const Plan *plan, const PlanJob *job, StrBuf *rec);
-
-/* Serialized ConfigProto with intra (field 2) and inter (field 5) op threads;
- * zero values are left out (TensorFlow's default). Returns the byte count. */
-size_t tfi_thread_config(int32_t intra, int32_t inter, unsigned char out[12]);
+int run_job(const Plan *plan, const PlanJob *job, StrBuf *out);
 
 #endif

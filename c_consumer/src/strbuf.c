@@ -1,3 +1,4 @@
+/* Growable byte buffer: appends, printf, JSON string escaping. */
 #include "strbuf.h"
 
 #include <math.h>
@@ -54,25 +55,30 @@ void sb_append(StrBuf *sb, const void *bytes, size_t n) {
 
 void sb_puts(StrBuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
-void sb_printf(StrBuf *sb, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+int sb_vprintf(StrBuf *sb, const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
     char small[256];
     int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
     if (n < 0) {
-        sb->failed = 1;
-        return;
+        va_end(again);
+        return -1;
     }
     if ((size_t)n < sizeof small) {
         sb_append(sb, small, (size_t)n);
-        return;
+    } else if (sb_reserve(sb, (size_t)n)) {
+        vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, again);
+        sb->len += (size_t)n;
     }
-    if (!sb_reserve(sb, (size_t)n)) return;
+    va_end(again);
+    return 0;
+}
+
+void sb_printf(StrBuf *sb, const char *fmt, ...) {
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    if (sb_vprintf(sb, fmt, ap) < 0) sb->failed = 1;
     va_end(ap);
-    sb->len += (size_t)n;
 }
 
 size_t utf8_seq_len(const unsigned char *s, size_t n) {

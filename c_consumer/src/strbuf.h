@@ -4,6 +4,7 @@
 #ifndef TFI_STRBUF_H
 #define TFI_STRBUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef struct {
@@ -19,6 +20,10 @@ void sb_clear(StrBuf *sb);
 void sb_append(StrBuf *sb, const void *bytes, size_t n);
 void sb_puts(StrBuf *sb, const char *s);
 void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sb_printf's worker. Returns -1, leaving sb unchanged and not marked failed, when fmt
+ * cannot be rendered (vsnprintf's error); 0 otherwise, with allocation failures marking
+ * sb failed like every other append. ap is left unusable (va_end is the caller's). */
+int sb_vprintf(StrBuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends a quoted JSON string. Bytes that are not valid UTF-8 become U+FFFD. */
 void sb_json_str(StrBuf *sb, const char *s, size_t n);
 void sb_json_cstr(StrBuf *sb, const char *s);

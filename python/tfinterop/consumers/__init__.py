@@ -27,10 +27,10 @@ from .rust import RustConsumer
 from .tflite import TFLiteConsumer
 
 __all__ = [
-    "ALL_CONSUMERS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LEAK_CHECK",
-    "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PNG_INPUT", "REFERENCE", "RESOLVES_SIGNATURES",
-    "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer", "buildable", "by_name",
-    "first_with", "with_capability",
+    "ALL_CONSUMERS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
+    "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PNG_INPUT", "REFERENCE",
+    "RESOLVES_SIGNATURES", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
+    "buildable", "by_name", "first_with", "with_capability",
 ]  # fmt: skip
 
 ALL_CONSUMERS: tuple[Consumer, ...] = (
@@ -69,6 +69,15 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
         frozenset({TFLITE, RESOLVES_SIGNATURES, PNG_INPUT}),
     ),
 )
+
+
+LATENCY_RATIOS: tuple[tuple[str, str, float | None], ...] = (
+    ("rust", "c", 1.05),
+    ("c", "python", 1.0),
+    ("rust", "python", None),
+)
+"""(numerator, denominator, target) p50 latency ratios `tfinterop bench` reports, against the
+targets of issue "Performance" (None: reported, no target)."""
 
 
 def buildable(consumers: list[Consumer] | None = None) -> list[Consumer]:

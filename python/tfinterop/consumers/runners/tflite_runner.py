@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tfinterop import tensors
-from tfinterop.consumers.runners.python_runner import (
+from tfinterop.consumers.runners.serve import (
     JobError,
     Prepare,
     Runner,
