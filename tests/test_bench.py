@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import statistics
@@ -11,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 from tfinterop.bench import (
     BenchResult,
     BenchRow,
+    BenchSettings,
     floor_estimate,
     interop_lines,
     isolated_work,
@@ -117,7 +117,9 @@ def test_committed_results_name_the_machine_and_every_miss(tmp_path: Path) -> No
     assert interop_lines({}) == []
 
 
-def test_bench_runs_the_native_consumers_on_a_fixture(manifests, build_dir, tmp_path) -> None:
+def test_bench_runs_the_native_consumers_on_a_fixture(
+    manifests, build_dir, tmp_path, run_cli
+) -> None:
     report = tmp_path / "bench.json"
     result = run_cli(
         "bench", "-f", "linear", "-c", "c", "-c", "rust", "--repeat", "5", "--warmup", "1",
@@ -185,12 +187,14 @@ def test_a_one_sided_profile_gives_no_comparative_verdict(tmp_path: Path) -> Non
     assert "python: no profile (not profiled: not a native program)" in miss.explanation
 
 
-def rerender_args(saved: dict, tmp_path: Path, build_dir: Path) -> argparse.Namespace:
+def rerender_args(saved: dict, tmp_path: Path, build_dir: Path) -> BenchSettings:
+    from tfinterop.pipeline.settings import FixtureSelection
+
     source = tmp_path / "saved.json"
     source.write_text(json.dumps(saved))
-    return argparse.Namespace(
-        rerender=source, fixtures_dir=ROOT / "fixtures", build_dir=build_dir,
-        profile_budget=0.0, write=tmp_path / "out",
+    return BenchSettings(
+        rerender=source, fixtures=FixtureSelection(ROOT / "fixtures"), build_dir=build_dir,
+        profile_budget_s=0.0, write=tmp_path / "out",
     )  # fmt: skip
 
 
@@ -244,7 +248,7 @@ def test_rerender_keeps_an_old_floor_said_to_be_old_and_rederives_a_new_one(
     assert "Lower bound 16.4 s" in (args.write / "RESULTS.md").read_text()
 
 
-def test_rerender_of_a_file_that_is_not_results_is_one_line(tmp_path: Path) -> None:
+def test_rerender_of_a_file_that_is_not_results_is_one_line(tmp_path: Path, run_cli) -> None:
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"rows": 3}')
     result = run_cli("bench", "--rerender", str(bogus), "--build-dir", str(tmp_path))
@@ -293,7 +297,7 @@ def build(ctx: BuildContext) -> ExportSpec:
 '''
 
 
-def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path) -> None:
+def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path, run_cli) -> None:
     """Two warm `interop -j 2` runs, each followed by a `-j 1` run of the same plan: the floor
     must lie below every parallel run. With the old serial floor (Σ work + driver start) this
     fails whenever two workers gain more than interop's ~1 s overhead: measured, it exceeded the

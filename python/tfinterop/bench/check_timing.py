@@ -21,12 +21,16 @@ from typing import Any
 import numpy as np
 
 from .. import tensors
+from ..consumers import SAVED_MODEL, with_capability
 from ..pipeline.cases import CaseRef
+from .settings import BenchSettings
 
 CHECK_OVER_SMC_TARGET = 1.3
 PREFERRED_CASE = ("mobilenet_v3", "saved_model", "serving_default")
 """The model of issue 13's measurement: the MobileNetV3 SavedModel export."""
-COMPARED = ("python", "rust", "c")
+# The consumers `check` compares on a SavedModel: every registered one that loads SavedModels
+# (the .tflite interpreter does not), in registry order; today python, rust and c.
+COMPARED = tuple(c.name for c in with_capability(SAVED_MODEL))
 
 
 def pick_case(refs: list[CaseRef]) -> CaseRef | None:
@@ -119,8 +123,8 @@ def time_check(
     log: Any = None,
 ) -> dict[str, Any]:
     """Time ``runs`` alternating pairs (after one untimed pair, which warms the page cache);
-    returns the figures, the ratio of the medians and whether check compared python, rust
-    and c (every row passing)."""
+    returns the figures, the ratio of the medians and whether check compared every
+    ``COMPARED`` consumer (every row passing)."""
     ref = pick_case(refs)
     if ref is None:
         return {"skipped": "no exported SavedModel case with non-string inputs"}
@@ -189,22 +193,22 @@ def check_line(figures: dict[str, Any]) -> str:
 
 
 def run(
-    args: Any, refs: list[CaseRef], environment: dict[str, str], console: Any
+    settings: BenchSettings, refs: list[CaseRef], environment: dict[str, str], console: Any
 ) -> dict[str, Any]:
     """The bench hook: measure, print, and with ``--write DIR`` write ``DIR/CHECK.md``."""
     figures = time_check(
         refs,
-        args.build_dir,
-        args.build_dir / "bench" / "check-vs-smc",
+        settings.build_dir,
+        settings.build_dir / "bench" / "check-vs-smc",
         environment,
-        runs=args.check_runs,
+        runs=settings.check_runs,
         log=lambda text: console.print(f"[dim]{text}[/]"),
     )
     line = check_line(figures)
     console.print(line, markup=False)
-    if args.write:
-        args.write.mkdir(parents=True, exist_ok=True)
-        (args.write / "CHECK.md").write_text(
+    if settings.write:
+        settings.write.mkdir(parents=True, exist_ok=True)
+        (settings.write / "CHECK.md").write_text(
             "# `tfinterop check` vs `saved_model_cli run`\n\n"
             "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); the figures are "
             "also in results.json under `interop.check`.\n\n" + line + "\n"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from ..paths import default_fixtures_dir
 from . import options
+
+if TYPE_CHECKING:  # imported when the command runs: the CLI starts without the bench package
+    from ..bench.settings import BenchSettings
 
 
 def add_parser(sub: Any) -> None:
@@ -82,11 +84,39 @@ def add_parser(sub: Any) -> None:
     options.common(bench)
 
 
+def bench_settings(args: argparse.Namespace) -> BenchSettings:
+    """The bench command's options as the bench core's settings."""
+    from ..bench.settings import BenchSettings
+
+    return BenchSettings(
+        build_dir=args.build_dir,
+        fixtures=options.fixture_selection(args),
+        consumers=args.consumers,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        threads=args.threads,
+        onednn=args.onednn,
+        timeout_s=args.timeout,
+        json=args.json,
+        write=args.write,
+        build=not args.no_build,
+        interop_timing=args.interop_timing,
+        warm_runs=args.warm_runs,
+        interop_jobs=args.interop_jobs,
+        profile_misses=args.profile_misses,
+        rerender=args.rerender,
+        profile_budget_s=args.profile_budget,
+        cold=args.cold,
+        check_timing=args.check_timing,
+        check_runs=args.check_runs,
+    )
+
+
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     environment = options.apply_environment(args.onednn)
     from .. import bench
 
-    args.fixtures_dir = args.fixtures_dir or default_fixtures_dir()
-    if args.rerender:
-        return bench.rerender(args, console)
-    return bench.run(args, console, environment)
+    settings = bench_settings(args)
+    if settings.rerender:
+        return bench.rerender(settings, console)
+    return bench.run(settings, console, environment)
