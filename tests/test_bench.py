@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from conftest import ROOT
 
 from tfinterop.bench import (
     BenchResult,
@@ -23,6 +23,8 @@ from tfinterop.bench import (
     with_floor,
     write_benchmarks,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def row(consumer: str, p50_ms: float, **extra: float) -> BenchRow:
@@ -124,7 +126,8 @@ def test_bench_runs_the_native_consumers_on_a_fixture(
     result = run_cli(
         "bench", "-f", "linear", "-c", "c", "-c", "rust", "--repeat", "5", "--warmup", "1",
         "--build-dir", str(build_dir), "--no-build", "--no-interop-timing",
-        "--no-check-timing", "--no-profile-misses", "--json", str(report),
+        "--no-check-timing", "--no-profile-misses", "--gap-processes", "0",
+        "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(report.read_text())
@@ -343,3 +346,63 @@ def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path, r
     assert interop["workers"] == 2 and command[command.index("-j") + 1] == "2"
     assert "--threads 1,1" in interop["command"]
     assert "Lower bound" in " ".join(result.stdout.split())  # the console wraps lines
+
+
+def test_a_per_run_gap_says_only_what_its_processes_show() -> None:
+    from tfinterop.bench.gaps import PerRunGap
+
+    def gap(rust_us: list[float], c_us: list[float]) -> PerRunGap:
+        cell = ("m", "frozen", "serving_default", "rust", "c", 5e-6)
+        return PerRunGap(*cell, [v * 1e-6 for v in rust_us], [v * 1e-6 for v in c_us])
+
+    met = gap([14, 30, 16], [13, 12, 40])
+    assert met.met and met.verdict().endswith("within 5 µs")
+    unresolved = gap([60, 20, 45], [30, 40, 15])  # pairs +30, -20, +30
+    assert not unresolved.met and "disagree in sign" in unresolved.verdict()
+    slower = gap([30, 31, 29], [12, 14, 11])  # pairs +18, +17, +18
+    assert not slower.met and slower.verdict().endswith("rust slower in every pair: unexplained")
+    assert "+18.0 µs" in slower.verdict() and "+17.0..+18.0 µs" in slower.verdict()
+    failed = gap([], [])
+    assert failed.met is None and failed.verdict() == "not measured (a process failed)"
+
+
+def test_per_run_gaps_are_measured_over_alternating_processes_of_us_scale_cells(
+    build_dir: Path, tmp_path: Path, project_fixtures, manifests
+) -> None:
+    """Each p50 of a gap is the p50 of one real process run (its results.jsonl), per consumer;
+    only microsecond-scale cells where both consumers passed are measured."""
+    from tfinterop import consumers
+    from tfinterop.bench.gaps import measure_gaps
+    from tfinterop.pipeline.cases import cases_from_manifest
+    from tfinterop.pipeline.settings import RunSettings
+
+    pair = {c.name: c for c in consumers.by_name(["rust", "c"])}
+    for consumer in pair.values():
+        if consumer.missing(build_dir):
+            pytest.fail(f"{consumer.name} not built: {consumer.missing(build_dir)}")
+    refs = {
+        (r.fixture, r.case.format, r.label): r
+        for r in cases_from_manifest(project_fixtures["linear"], manifests["linear"])
+        if r.case.format == "frozen"
+    }
+    cell = ("linear", "frozen", "serving_default")
+    rows = [BenchRow(*cell, "rust", "pass", p50_s=20e-6), BenchRow(*cell, "c", "pass", p50_s=15e-6)]
+    settings = RunSettings(build_dir=build_dir, warmup=20, repeat=30)
+    gaps = measure_gaps(rows, refs, pair, settings, tmp_path, 2, lambda _: None)
+    (gap,) = gaps
+    assert (gap.consumer, gap.baseline, len(gap.consumer_p50s), len(gap.baseline_p50s)) == (
+        "rust", "c", 2, 2,
+    )  # fmt: skip
+    for who, p50s in (("rust", gap.consumer_p50s), ("c", gap.baseline_p50s)):
+        for index, p50 in enumerate(p50s):
+            results = tmp_path / "gaps" / who / "__".join(cell) / str(index) / "results.jsonl"
+            job = next(
+                r for r in map(json.loads, results.read_text().splitlines()) if r["record"] == "job"
+            )
+            assert len(job["steady_s"]) == 30 and p50 == np.percentile(job["steady_s"], 50)
+    # A cell whose baseline runs for milliseconds is no µs-scale cell: nothing is measured.
+    slow_rows = [
+        BenchRow(*cell, "rust", "pass", p50_s=2e-3),
+        BenchRow(*cell, "c", "pass", p50_s=1.5e-3),
+    ]
+    assert measure_gaps(slow_rows, refs, pair, settings, tmp_path, 2, lambda _: None) == []

@@ -381,7 +381,7 @@ def test_user_errors(build_dir, tmp_path) -> None:
 
 
 def test_generated_inputs_follow_dtype_shape_and_options() -> None:
-    from tfinterop.check import generate_input
+    from tfinterop.check.inputs import generate_input
 
     options = CheckOptions(
         path=Path("m"),
@@ -413,7 +413,7 @@ def test_generated_inputs_follow_dtype_shape_and_options() -> None:
 def test_option_parsing_errors_are_user_errors() -> None:
     import argparse
 
-    from tfinterop.check import add_arguments, options_from_args
+    from tfinterop.cli.check import add_arguments, options_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -431,14 +431,14 @@ def test_option_parsing_errors_are_user_errors() -> None:
 
 
 def test_npz_string_tensors_keep_every_byte(tmp_path) -> None:
-    from tfinterop.check import _load_npz
+    from tfinterop.check.inputs import load_npz
 
     values = [b"a\x00", b"\xff\x00\x00", b""]  # trailing NULs, not UTF-8, empty
     lengths = np.array([len(v) for v in values], np.int64)
     blob = np.frombuffer(b"".join(values), np.uint8)
     path = tmp_path / "s.npz"
     np.savez(path, **{"s": lengths, "s.bytes": blob, "t": np.array([b"plain"])})
-    loaded = _load_npz(path, "--inputs")
+    loaded = load_npz(path, "--inputs")
     assert sorted(loaded) == ["s", "t"]
     assert loaded["s"].tolist() == values and loaded["t"].tolist() == [b"plain"]
 
@@ -566,7 +566,8 @@ def test_without_a_reference_consumers_are_compared_by_consensus(build_dir, tmp_
 
 
 def test_consensus_row_names_the_pair_and_its_worst_difference(tmp_path) -> None:
-    from tfinterop.check import _consensus_cells
+    from tfinterop.check.consensus import consensus_cells
+    from tfinterop.contract.records import JobRecord
     from tfinterop.fixtures import Tolerance
     from tfinterop.manifest import Case, TensorEntry
     from tfinterop.pipeline.cases import CaseRef
@@ -582,12 +583,14 @@ def test_consensus_row_names_the_pair_and_its_worst_difference(tmp_path) -> None
         path = tmp_path / f"{name}.npy"
         np.save(path, np.array(values, np.float32))
         out = [{"key": "y", "dtype": "float32", "file": str(path)}]
-        records[name] = {ref.job_id: {"status": "ok", "outputs": out}}
-    (cell,) = _consensus_cells([ref], records, ["python", "rust", "c"], Tolerance(atol=0.1))
+        records[name] = {
+            ref.job_id: JobRecord.from_json({"id": ref.job_id, "status": "ok", "outputs": out})
+        }
+    (cell,) = consensus_cells([ref], records, ["python", "rust", "c"], Tolerance(atol=0.1))
     assert (cell.fixture, cell.consumer, cell.status) == ("m consensus", "rust vs c", "fail")
     assert cell.max_abs == pytest.approx(0.5)
     assert cell.message.startswith("no Python reference: c vs rust: output y: 1/2 elements")
-    ok = _consensus_cells([ref], records, ["rust", "c"], Tolerance(atol=0.5))
+    ok = consensus_cells([ref], records, ["rust", "c"], Tolerance(atol=0.5))
     assert ok[0].status == "pass" and "worst |diff| 0.5" in ok[0].message
 
 
@@ -608,9 +611,10 @@ def test_one_python_process_computes_reference_and_row(build_dir, tmp_path) -> N
 
 
 def test_dim_that_can_size_nothing_says_why() -> None:
-    from tfinterop.check import _dim_warnings, _Spec
+    from tfinterop.check.notes import dim_warnings
+    from tfinterop.check.specs import Spec
 
-    spec = _Spec(
+    spec = Spec(
         "serving_default", ["serve"], "", [
             ("fixed", "a:0", "float32", [1]),
             ("batch", "b:0", "float32", [-1, 3]),
@@ -619,7 +623,7 @@ def test_dim_that_can_size_nothing_says_why() -> None:
     )  # fmt: skip
 
     def warnings(**options) -> list[str]:
-        return _dim_warnings(
+        return dim_warnings(
             [spec], CheckOptions(path=Path("m"), build_dir=Path("b"), **options), None, False
         )
 
@@ -636,7 +640,7 @@ def test_dim_that_can_size_nothing_says_why() -> None:
     (bare,) = warnings(dims={None: 4, "batch": 2})
     assert bare.startswith("--dim 4 does nothing: ") and "input 'batch' takes --dim batch=2" in bare
     given = {"batch": np.zeros((2, 3), np.float32)}
-    (from_file,) = _dim_warnings(
+    (from_file,) = dim_warnings(
         [spec], CheckOptions(path=Path("m"), build_dir=Path("b"), dims={"batch": 5}), given, False
     )
     assert "comes from --inputs" in from_file

@@ -17,6 +17,7 @@ from ..pipeline.build import build_each
 from ..pipeline.cases import CaseRef, applicable, cell_expectation, export_cases
 from ..pipeline.cells import Cell, apply_expectation
 from ..pipeline.settings import FixtureSelection, RunSettings
+from .gaps import PerRunGap, measure_gaps
 from .interop_timing import cold_interop, interop_lines, time_warm_interop, with_floor
 from .measure import BenchRow, bench_cell, machine_description
 from .ratios import explain_with_profiles, ratios
@@ -113,7 +114,8 @@ def rerender(settings: BenchSettings, console: Any) -> int:
         result_ratios, rows, refs, consumers, run_settings, settings.build_dir / "bench",
         lambda text: console.print(f"[dim]{text}[/]"), settings.profile_budget_s, known,
     )  # fmt: skip
-    result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], interop)
+    gaps = [PerRunGap.from_dict(g) for g in saved.get("per_run_gaps") or []]
+    result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], interop, gaps)
     render(result, console)
     if settings.write:
         write_benchmarks(
@@ -153,11 +155,25 @@ def run(settings: BenchSettings, console: Any, environment: dict[str, str]) -> i
             console.print(f"[dim]bench {ref.job_id} on {consumer.name} ...[/]")
             rows.append(bench_cell(consumer, ref, run_settings, work))
     result_ratios = ratios(rows)
+    case_refs = {cell_key(r): r for r in refs}
+    gaps = (
+        measure_gaps(
+            rows,
+            case_refs,
+            {c.name: c for c in consumers},
+            run_settings,
+            work_root,
+            settings.gap_processes,
+            lambda text: console.print(f"[dim]{text}[/]"),
+        )
+        if settings.gap_processes > 0
+        else []
+    )
     if settings.profile_misses:
         explain_with_profiles(
             result_ratios,
             rows,
-            {cell_key(r): r for r in refs},
+            case_refs,
             {c.name: c for c in consumers},
             run_settings,
             work_root,
@@ -175,6 +191,7 @@ def run(settings: BenchSettings, console: Any, environment: dict[str, str]) -> i
             **environment,
         },
         machine=machine_description(),
+        gaps=gaps,
     )
     if settings.interop_timing:
         result.interop = time_warm_interop(settings, work_root)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .gaps import PerRunGap
 from .interop_timing import interop_lines
 from .measure import BenchRow
 from .ratios import RATIO_NAMES, Ratio
@@ -20,6 +22,7 @@ class BenchResult:
     settings: dict[str, Any]
     machine: dict[str, Any]
     interop: dict[str, Any] = field(default_factory=dict)
+    gaps: list[PerRunGap] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -27,8 +30,27 @@ class BenchResult:
             "settings": self.settings,
             "rows": [asdict(r) for r in self.rows],
             "ratios": [asdict(r) for r in self.ratios],
+            "per_run_gaps": [g.as_dict() for g in self.gaps],
             "interop": self.interop,
         }
+
+
+def gap_lines(gaps: list[PerRunGap]) -> list[str]:
+    """One line per measured per-run gap, and a summary (console and RESULTS.md)."""
+    if not gaps:
+        return []
+    measured = [g for g in gaps if g.difference_s is not None]
+    lines = [f"per-run gap {g.fixture}/{g.format}/{g.signature}: {g.verdict()}" for g in gaps]
+    if measured:
+        differences = sorted(g.difference_s * 1e6 for g in measured if g.difference_s is not None)
+        met = sum(bool(g.met) for g in measured)
+        names = f"{measured[0].consumer} − {measured[0].baseline}"
+        lines.append(
+            f"per-run gap {names} over {len(measured)} µs-scale cells: median "
+            f"{statistics.median(differences):+.1f} µs (range {differences[0]:+.1f}.."
+            f"{differences[-1]:+.1f}), within the limit on {met}"
+        )
+    return lines
 
 
 def render(result: BenchResult, console: Any) -> None:
@@ -89,7 +111,7 @@ def render(result: BenchResult, console: Any) -> None:
                 f"MISSED {ratio.name} on {ratio.fixture}/{ratio.format}/{ratio.signature}: "
                 f"{ratio.explanation}"
             )
-    for line in interop_lines(result.interop):
+    for line in [*gap_lines(result.gaps), *interop_lines(result.interop)]:
         console.print(line, markup=False)
 
 
@@ -137,6 +159,6 @@ def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> No
             f"| {ratio.fixture} | {ratio.format} | {ratio.signature} | {ratio.name} | {value} | "
             f"{target} | {met} | {ratio.explanation} |"
         )
-    for line in interop_lines(result.interop):
+    for line in [*gap_lines(result.gaps), *interop_lines(result.interop)]:
         lines += ["", line]
     (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")

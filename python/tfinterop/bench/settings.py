@@ -35,3 +35,5 @@ class BenchSettings:
     cold: bool = False
     check_timing: bool = True
     check_runs: int = 3
+    gap_processes: int = 4
+    """Processes per consumer for the per-run gap of µs-scale cells (0: not measured)."""

@@ -81,6 +81,11 @@ def add_parser(sub: Any) -> None:
         "--check-runs", type=options.positive, default=3, metavar="N",
         help="alternating check / saved_model_cli runs timed (default 3)",
     )  # fmt: skip
+    bench.add_argument(
+        "--gap-processes", type=int, default=4, metavar="N",
+        help="processes per consumer, alternating, for the per-run p50 difference on "
+        "microsecond-scale cells (registry PER_RUN_GAPS; default 4, 0: skip)",
+    )  # fmt: skip
     options.common(bench)
 
 
@@ -109,6 +114,7 @@ def bench_settings(args: argparse.Namespace) -> BenchSettings:
         cold=args.cold,
         check_timing=args.check_timing,
         check_runs=args.check_runs,
+        gap_processes=args.gap_processes,
     )
 
 

@@ -28,7 +28,7 @@ from .tflite import TFLiteConsumer
 
 __all__ = [
     "ALL_CONSUMERS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
-    "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PNG_INPUT", "REFERENCE",
+    "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
     "buildable", "by_name", "first_with", "with_capability",
 ]  # fmt: skip
@@ -78,6 +78,11 @@ LATENCY_RATIOS: tuple[tuple[str, str, float | None], ...] = (
 )
 """(numerator, denominator, target) p50 latency ratios `tfinterop bench` reports, against the
 targets of issue "Performance" (None: reported, no target)."""
+
+PER_RUN_GAPS: tuple[tuple[str, str, float], ...] = (("rust", "c", 5e-6),)
+"""(consumer, baseline, limit in seconds): the per-run p50 difference `tfinterop bench`
+measures on microsecond-scale cells over alternating processes (the Rust consumer runs the
+same C API as the C consumer: what it adds per run must stay within the limit)."""
 
 
 def buildable(consumers: list[Consumer] | None = None) -> list[Consumer]:
