@@ -53,14 +53,10 @@ class ReferenceRun:
         return None
 
 
-def _environment(settings: RunSettings, options: CheckOptions, share: bool) -> dict[str, str]:
-    from ..consumers.runners.python_runner import LOADER_VARIABLE, SHARE_LOADS_VARIABLE
-
-    return {
-        **settings.environment,
-        LOADER_VARIABLE: options.python_loader,
-        SHARE_LOADS_VARIABLE: "1" if share else "0",
-    }
+def _environment(
+    consumer: Consumer, settings: RunSettings, options: CheckOptions, share: bool
+) -> dict[str, str]:
+    return {**settings.environment, **consumer.loader_environment(options.python_loader, share)}
 
 
 def reference_run(
@@ -118,7 +114,7 @@ def reference_run(
             run_dir,
             settings.build_dir,
             timeout_s=settings.timeout_s,
-            environment=_environment(settings, options, share),
+            environment=_environment(consumer, settings, options, share),
         )
     return ReferenceRun(consumer, run, missing, rows, {job.id: job for job in plan.jobs})
 

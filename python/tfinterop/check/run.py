@@ -146,7 +146,10 @@ def run_check(
             records[reference.name] = reference_result.run.jobs
     cells += other_cells
     cells = _without_reference(cells, refs, reference.name, with_row, expected is not None)
-    planned = {reference.name: reference_result.planned} if with_row else {}
+    # Each consumer's outputs are read from its plan's files, as interop reads them.
+    planned = {n: {j.id: j for j in r.plan.jobs} for n, r in runs.items() if r.plan is not None}
+    if with_row:
+        planned[reference.name] = reference_result.planned
     order = [c.name for c in runnable]
     cells += consensus_cells(refs, records, order, options.tolerance, planned)
     for cell in cells:

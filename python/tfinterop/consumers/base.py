@@ -79,6 +79,12 @@ class Consumer:
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
 
+    def loader_environment(self, loader: str, share_loads: bool) -> dict[str, str]:
+        """Environment variables for this consumer's process that choose how it loads
+        SavedModels (``check --python-loader``) and whether jobs on one model may share a
+        load; a consumer with one way to load needs none."""
+        return {}
+
     def toolchain(self) -> dict[str, str | None]:
         """What builds this consumer, for the report's environment (compiler versions)."""
         return {}

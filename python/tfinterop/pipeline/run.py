@@ -45,6 +45,8 @@ class ConsumerRun:
     failure: ProcessFailure | None = None
     protocol_errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    plan: plan_format.Plan | None = None
+    """The plan the consumer got (each output's plan file is where it must write)."""
     returncode: int | None = None
     """None until the process ended (or when it never started, or was killed at the timeout)."""
 
@@ -86,7 +88,7 @@ def run_consumer(
         "--results",
         str(results_path),
     ]
-    run = ConsumerRun(consumer.name, command)
+    run = ConsumerRun(consumer.name, command, plan=plan)
     started = time.perf_counter()
     with open(stderr_path, "wb") as stderr:
         try:

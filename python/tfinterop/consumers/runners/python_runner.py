@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tfinterop import tensors
+from tfinterop.consumers.python import LOADER_VARIABLE, SHARE_LOADS_VARIABLE
 from tfinterop.consumers.runners.serve import (
     JobError,
     Prepare,
@@ -130,13 +131,9 @@ def session_runner(
     return Runner(run, to_arrays, loader, fallback)
 
 
-LOADER_VARIABLE = "TFINTEROP_PYTHON_LOADER"
-"""How SavedModels are loaded (``tfinterop check --python-loader``): one of ``LOADERS``."""
 AUTO, OBJECT, SESSION = "auto", "object", "session"
 LOADERS = (AUTO, OBJECT, SESSION)
-SHARE_LOADS_VARIABLE = "TFINTEROP_PYTHON_SHARE_LOADS"
-"""``1``: jobs on the same SavedModel and tag set share one load (``check`` sets it when no
-checked signature writes state): the contract's fresh load per job is kept otherwise."""
+"""Values of ``LOADER_VARIABLE`` (set by ``PythonConsumer.loader_environment``)."""
 
 
 @dataclass
