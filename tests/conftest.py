@@ -162,3 +162,42 @@ def failing_document() -> dict:
 def failing_cell() -> tuple[str, str, str, str]:
     """(fixture, format, signature, consumer) of ``failing_document``'s failing cell."""
     return _FAILING_CELL
+
+
+def _graph_with(tmp_path: Path, name: str, op: str, *, in_function: bool = False, **attrs) -> Path:
+    """A GraphDef x (float [2,4]) -> op -> out, optionally inside a library function."""
+    from tensorflow.core.framework import graph_pb2, types_pb2
+
+    graph = graph_pb2.GraphDef()
+    graph.versions.producer = 1882
+    x = graph.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = types_pb2.DT_FLOAT
+    for size in (2, 4):
+        x.attr["shape"].shape.dim.add(size=size)
+    if in_function:
+        function = graph.library.function.add()
+        function.signature.name = "wrapped"
+        function.signature.input_arg.add(name="a", type=types_pb2.DT_FLOAT)
+        function.signature.output_arg.add(name="b", type=types_pb2.DT_FLOAT)
+        inner = function.node_def.add(name="inner", op=op, input=["a"])
+        for key, value in attrs.items():
+            inner.attr[key].i = value
+        function.ret["b"] = "inner:output:0"
+        call = graph.node.add(name="out", op="PartitionedCall", input=["x"])
+        call.attr["f"].func.name = "wrapped"
+        call.attr["Tin"].list.type.append(types_pb2.DT_FLOAT)
+        call.attr["Tout"].list.type.append(types_pb2.DT_FLOAT)
+    else:
+        node = graph.node.add(name="out", op=op, input=["x"])
+        for key, value in attrs.items():
+            node.attr[key].i = value
+    path = tmp_path / f"{name}.pb"
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="session")
+def graph_with():
+    """``graph_with(tmp_path, name, op, in_function=False, **attrs)``: a GraphDef file
+    x (float [2,4]) -> op -> out (test_inspect, test_check)."""
+    return _graph_with

@@ -342,7 +342,7 @@ def test_image_layout_mistakes_fail_the_comparison(
 
 def test_keras3_save_trap_saved_model_reloads_in_python(manifests) -> None:
     """Half of the trap: Python's loader is happy. The other half (C and Rust fail with
-    "Could not find variable") is checked end to end in tests/test_e2e.py."""
+    "Could not find variable") is checked end to end in tests/cli/test_interop.py."""
     import tensorflow as tf
 
     manifest = manifests["keras3_save_trap"]

@@ -178,11 +178,11 @@ def _pytest(nodes: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 NEEDS_TOOLS = [
-    "tests/test_leaks.py::test_check_sees_a_leak",  # valgrind (2 cases)
-    "tests/test_leaks.py::test_c_consumer_does_not_leak",  # valgrind
-    "tests/test_profile.py::test_profile_of_the_c_consumer_on_a_real_graph",  # valgrind
-    "tests/test_fuzz_regressions.py::test_c_parser_unit_tests",  # cc
-    "tests/test_fuzz_regressions.py::test_rust_parsers_and_regressions",  # cargo
+    "tests/hardening/test_leaks.py::test_check_sees_a_leak",  # valgrind (2 cases)
+    "tests/hardening/test_leaks.py::test_c_consumer_does_not_leak",  # valgrind
+    "tests/bench/test_profile.py::test_profile_of_the_c_consumer_on_a_real_graph",  # valgrind
+    "tests/hardening/test_fuzz_regressions.py::test_c_parser_unit_tests",  # cc
+    "tests/hardening/test_fuzz_regressions.py::test_rust_parsers_and_regressions",  # cargo
 ]
 
 
@@ -227,7 +227,7 @@ def test_fuzz_replay_without_sanitizers_fails_under_ci_and_warns_elsewhere(
     env["CC"] = str(wrapper)
     if ci:
         env["CI"] = "true"
-    result = _pytest(["tests/test_fuzz_regressions.py::test_c_parser_unit_tests"], env)
+    result = _pytest(["tests/hardening/test_fuzz_regressions.py::test_c_parser_unit_tests"], env)
     output = result.stdout + result.stderr
     assert "cannot link ASan/UBSan (cannot find -lasan)" in output, output[-3000:]
     if ci:

@@ -4,7 +4,7 @@ ASan+UBSan) and ``cargo fuzz`` on the Rust consumer's (``rust_consumer/fuzz``).
 ``python -m tfinterop.hardening.fuzz [--seconds N] [--targets ...]`` builds and runs every target for N
 seconds, prints executions and crashes per target, and exits non-zero on a crash (the
 reproducer is kept under ``build/fuzz/artifacts/``; once fixed, copy it into the target's
-``regressions/`` directory, which ``tests/test_fuzz_regressions.py`` replays).
+``regressions/`` directory, which ``tests/hardening/test_fuzz_regressions.py`` replays).
 ``--write-seeds`` regenerates the committed seed corpus ``c_consumer/fuzz/corpus/`` (shared by
 both languages) from numpy-written ``.npy`` files and plans rendered by ``tfinterop.contract.plan``.
 See docs/hardening.md.

@@ -31,7 +31,7 @@ from ..tfenv import DEFAULT_CONSUMER_ENV
 DEFAULT_FIXTURES = ("linear", "binary_strings", "dtypes", "lookup_asset")
 DEFAULT_JOBS = 50
 TEST_JOBS = 12
-"""tests/test_leaks.py: every case of the default fixtures once, within its time budget."""
+"""tests/hardening/test_leaks.py: every case of the default fixtures once, within its time budget."""
 SUPPRESSIONS = Path("c_consumer") / "valgrind.supp"
 VALGRIND_OPTIONS = [
     "--leak-check=full",

@@ -7,7 +7,7 @@ outcome: a non-zero exit with exactly one actionable line naming the problem, or
 traceback. docs/bad-inputs.md lists every case with the line the user sees; each test checks
 its row against what it observed (``TFINTEROP_UPDATE_DOC=1`` rewrites the rows instead).
 
-Needs the built C consumer (`tfinterop build`), like tests/test_check.py.
+Needs the built C consumer (`tfinterop build`), like tests/check/test_check.py.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from tfinterop import consumers
 from tfinterop.cli import main
 from tfinterop.consumers import FROZEN, SAVED_MODEL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "bad-inputs.md"
-REALWORLD = Path(__file__).with_name("data") / "realworld"
+REALWORLD = Path(__file__).resolve().parents[1].joinpath("data") / "realworld"
 TF1_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_cpu/00000123"
 TF2_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_tf2_cpu/00000123"
 ADDITION = REALWORLD / "tf-rust/addition.pb"
@@ -482,7 +482,7 @@ def test_dim_naming_no_input_is_refused(capfd, build_dir, tmp_path) -> None:
 
 # ------------------------------------------------------------------ models from the wild
 
-WILD = Path(__file__).with_name("data") / "wild"
+WILD = Path(__file__).resolve().parents[1].joinpath("data") / "wild"
 
 
 @pytest.fixture(scope="session")

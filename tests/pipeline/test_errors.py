@@ -20,7 +20,7 @@ from tfinterop.pipeline.compare import compare_job
 from tfinterop.pipeline.run import run_consumers
 from tfinterop.pipeline.settings import RunSettings
 
-FAKE = Path(__file__).with_name("fake_consumer.py")
+FAKE = Path(__file__).resolve().parents[1].joinpath("fake_consumer.py")
 
 
 def run_fake(

@@ -17,7 +17,7 @@ import pytest
 from tfinterop.errors import UserError
 from tfinterop.inspect import inspect_model
 
-REALWORLD = Path(__file__).with_name("data") / "realworld"
+REALWORLD = Path(__file__).resolve().parents[1].joinpath("data") / "realworld"
 TF1_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_cpu/00000123"
 TF2_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_tf2_cpu/00000123"
 ADDITION = REALWORLD / "tf-rust/addition.pb"
@@ -43,38 +43,6 @@ def inspected(build_dir):
         "regression_savedmodel": REGRESSION,
     }
     return {name: inspect_model(path, build_dir) for name, path in models.items()}
-
-
-def graph_with(tmp_path: Path, name: str, op: str, *, in_function: bool = False, **attrs) -> Path:
-    """A GraphDef x (float [2,4]) -> op -> out, optionally inside a library function."""
-    from tensorflow.core.framework import graph_pb2, types_pb2
-
-    graph = graph_pb2.GraphDef()
-    graph.versions.producer = 1882
-    x = graph.node.add(name="x", op="Placeholder")
-    x.attr["dtype"].type = types_pb2.DT_FLOAT
-    for size in (2, 4):
-        x.attr["shape"].shape.dim.add(size=size)
-    if in_function:
-        function = graph.library.function.add()
-        function.signature.name = "wrapped"
-        function.signature.input_arg.add(name="a", type=types_pb2.DT_FLOAT)
-        function.signature.output_arg.add(name="b", type=types_pb2.DT_FLOAT)
-        inner = function.node_def.add(name="inner", op=op, input=["a"])
-        for key, value in attrs.items():
-            inner.attr[key].i = value
-        function.ret["b"] = "inner:output:0"
-        call = graph.node.add(name="out", op="PartitionedCall", input=["x"])
-        call.attr["f"].func.name = "wrapped"
-        call.attr["Tin"].list.type.append(types_pb2.DT_FLOAT)
-        call.attr["Tout"].list.type.append(types_pb2.DT_FLOAT)
-    else:
-        node = graph.node.add(name="out", op=op, input=["x"])
-        for key, value in attrs.items():
-            node.attr[key].i = value
-    path = tmp_path / f"{name}.pb"
-    path.write_bytes(graph.SerializeToString())
-    return path
 
 
 def test_tf1_saved_model_signatures_like_saved_model_cli(inspected) -> None:
@@ -210,7 +178,9 @@ def test_tf2_graph_without_freezing_has_resource_inputs(tmp_path) -> None:
     assert not inspection.graph.frozen and any("not frozen" in w for w in inspection.warnings)
 
 
-def test_unregistered_op_is_predicted_in_graph_and_function(tmp_path, build_dir) -> None:
+def test_unregistered_op_is_predicted_in_graph_and_function(
+    tmp_path, build_dir, graph_with
+) -> None:
     for in_function in (False, True):
         path = graph_with(tmp_path, f"custom{in_function}", "MyCustomOp", in_function=in_function)
         inspection = inspect_model(path, build_dir)
@@ -224,7 +194,7 @@ def test_unregistered_op_is_predicted_in_graph_and_function(tmp_path, build_dir)
             assert any("cannot import the graph" in w for w in inspection.warnings)
 
 
-def test_op_without_cpu_kernel_is_predicted(tmp_path, build_dir) -> None:
+def test_op_without_cpu_kernel_is_predicted(tmp_path, build_dir, graph_with) -> None:
     path = graph_with(tmp_path, "no_kernel", "KthOrderStatistic", k=1)
     inspection = inspect_model(path, build_dir)
     (problem,) = inspection.kernel_problems
@@ -350,7 +320,7 @@ def test_user_errors_in_process(tmp_path) -> None:
 
 # ------------------------------------------------------------------ models from the wild
 
-WILD = Path(__file__).with_name("data") / "wild"
+WILD = Path(__file__).resolve().parents[1].joinpath("data") / "wild"
 
 
 @pytest.fixture(scope="session")

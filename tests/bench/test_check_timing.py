@@ -1,6 +1,6 @@
 """`tfinterop bench`'s check vs `saved_model_cli run` timing (python/tfinterop/bench_check.py).
 
-Needs the built consumers (`tfinterop build`), like tests/test_check.py. Times nothing
+Needs the built consumers (`tfinterop build`), like tests/check/test_check.py. Times nothing
 against a target: it checks that both commands really run the case, side by side.
 """
 

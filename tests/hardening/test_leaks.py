@@ -114,7 +114,7 @@ def test_c_consumer_does_not_leak(valgrind: str, tmp_path: Path) -> None:
     from tfinterop.consumers.c import c_binary
     from tfinterop.tfenv import find_tensorflow
 
-    build = Path(__file__).resolve().parents[1] / "build"
+    build = Path(__file__).resolve().parents[2] / "build"
     if not c_binary(build, find_tensorflow()).exists():
         _unavailable("C consumer not built (tfinterop build)")
     report = leaks.check(list(leaks.DEFAULT_FIXTURES), leaks.TEST_JOBS, tmp_path, timeout_s=600)

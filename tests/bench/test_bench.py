@@ -24,7 +24,7 @@ from tfinterop.bench import (
     write_benchmarks,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def row(consumer: str, p50_ms: float, **extra: float) -> BenchRow:
@@ -263,7 +263,7 @@ def test_rerender_of_a_file_that_is_not_results_is_one_line(tmp_path: Path, run_
 # Seconds of compute for C, Rust and TFLite, which run their two or one cells in a few seconds
 # (Python, whose ~5 s start-up would swamp that and varies by seconds on a shared machine, is
 # left out); little I/O and little to compare.
-FLOOR_PROBE = '''"""bench_floor_probe: compute for C, Rust and TFLite only (tests/test_bench.py's floor test)."""
+FLOOR_PROBE = '''"""bench_floor_probe: compute for C, Rust and TFLite only (tests/bench/test_bench.py's floor test)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from tfinterop.tfenv import DEFAULT_CONSUMER_ENV
 
 e2e = pytest.mark.e2e  # runs the consumers: needs `tfinterop build`
 
-REALWORLD = Path(__file__).with_name("data") / "realworld"
+REALWORLD = Path(__file__).resolve().parents[1].joinpath("data") / "realworld"
 TF1_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_cpu/00000123"
 TF2_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_tf2_cpu/00000123"
 ADDITION = REALWORLD / "tf-rust/addition.pb"
@@ -240,9 +240,7 @@ def test_addition_graph_through_the_cli(build_dir, tmp_path) -> None:
 
 
 @e2e
-def test_unloadable_model_is_one_line_per_consumer(build_dir, tmp_path) -> None:
-    from test_inspect import graph_with
-
+def test_unloadable_model_is_one_line_per_consumer(build_dir, tmp_path, graph_with) -> None:
     model = graph_with(tmp_path, "custom", "MyCustomOp")
     done = subprocess.run(
         [
@@ -261,9 +259,7 @@ def test_unloadable_model_is_one_line_per_consumer(build_dir, tmp_path) -> None:
 
 
 @e2e
-def test_missing_kernel_fails_at_run_as_predicted(build_dir, tmp_path) -> None:
-    from test_inspect import graph_with
-
+def test_missing_kernel_fails_at_run_as_predicted(build_dir, tmp_path, graph_with) -> None:
     model = graph_with(tmp_path, "no_kernel", "KthOrderStatistic", k=1)
     result = check(build_dir, tmp_path, model)
     assert [p.op for p in result.inspection.kernel_problems] == ["KthOrderStatistic"]
@@ -445,7 +441,7 @@ def test_npz_string_tensors_keep_every_byte(tmp_path) -> None:
 
 # ------------------------------------------------------------------ models from the wild
 
-WILD = Path(__file__).with_name("data") / "wild"
+WILD = Path(__file__).resolve().parents[1].joinpath("data") / "wild"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = "linear"
 UNIQUE_FUNCTION_SUFFIX = re.compile(rb"(__inference_\w+?|__forward_\w+?|__backward_\w+?)_\d+\b")
 

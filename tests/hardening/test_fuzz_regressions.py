@@ -21,7 +21,7 @@ import pytest
 
 from tfinterop.hardening import fuzz
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 C_DIR = ROOT / "c_consumer"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 C_FLAGS = ["-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L"]
