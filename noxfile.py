@@ -96,7 +96,7 @@ def lint(session: nox.Session) -> None:
     config = session.run(
         "python",
         "-c",
-        "from pathlib import Path; from tfinterop.consumers.build import write_cargo_config; "
+        "from pathlib import Path; from tfinterop.consumers.rust import write_cargo_config; "
         "from tfinterop.tfenv import find_tensorflow; "
         "print(write_cargo_config(Path('build').resolve(), find_tensorflow()))",
         silent=True,
