@@ -406,3 +406,23 @@ def test_per_run_gaps_are_measured_over_alternating_processes_of_us_scale_cells(
         BenchRow(*cell, "c", "pass", p50_s=1.5e-3),
     ]
     assert measure_gaps(slow_rows, refs, pair, settings, tmp_path, 2, lambda _: None) == []
+
+
+def test_no_profile_misses_starts_no_profile_and_says_so(tmp_path: Path) -> None:
+    """`bench --rerender --no-profile-misses` used to profile every miss without a stored
+    profile (minutes of callgrind) despite the option."""
+    from tfinterop import consumers
+    from tfinterop.bench import explain_with_profiles
+    from tfinterop.pipeline.settings import RunSettings
+
+    rows = [row("c", 0.02), row("rust", 0.05)]
+    found = ratios(rows)
+    logged: list[str] = []
+    explain_with_profiles(
+        found, rows, {("m", "frozen", "serving_default"): None},  # type: ignore[dict-item]
+        {c.name: c for c in consumers.by_name(["c", "rust"])},
+        RunSettings(build_dir=tmp_path), tmp_path, logged.append, new_profiles=False,
+    )  # fmt: skip
+    miss = next(r for r in found if r.name == "rust/c")
+    assert "not profiled (--no-profile-misses)" in miss.explanation
+    assert not logged

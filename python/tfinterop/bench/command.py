@@ -113,6 +113,7 @@ def rerender(settings: BenchSettings, console: Any) -> int:
     explain_with_profiles(
         result_ratios, rows, refs, consumers, run_settings, settings.build_dir / "bench",
         lambda text: console.print(f"[dim]{text}[/]"), settings.profile_budget_s, known,
+        new_profiles=settings.profile_misses,
     )  # fmt: skip
     gaps = [PerRunGap.from_dict(g) for g in saved.get("per_run_gaps") or []]
     result = BenchResult(rows, result_ratios, saved["settings"], saved["machine"], interop, gaps)

@@ -94,9 +94,11 @@ def explain_with_profiles(
     log: Any,
     profile_budget_s: float = 300.0,
     known: dict[tuple[str, str, str, str], Any] | None = None,
+    new_profiles: bool = True,
 ) -> None:
     """Add callgrind instruction profiles to the explanation of every missed ratio; a
-    profile whose estimated callgrind time exceeds ``profile_budget_s`` is skipped (said)."""
+    profile whose estimated callgrind time exceeds ``profile_budget_s`` is skipped (said).
+    ``known`` profiles (a re-render) are reused; ``new_profiles=False`` runs no others."""
     from .profile import SteadyProfile, compare_profiles, profile_steady_run
 
     by_cell = {(r.fixture, r.format, r.signature, r.consumer): r for r in rows}
@@ -113,6 +115,11 @@ def explain_with_profiles(
             # Both callgrind processes load the model and run it: ~CALLGRIND_SLOWDOWN x native.
             native = 2 * ((row.load_s or 0) + (row.first_run_s or 0)) + (10 + span) * row.p50_s
             estimate = CALLGRIND_SLOWDOWN * native
+            if not new_profiles:
+                cache[key] = SteadyProfile(
+                    name, 0, {}, [], (5, 5 + span), "not profiled (--no-profile-misses)"
+                )
+                return cache[key]
             if estimate > profile_budget_s:
                 cache[key] = SteadyProfile(
                     name, 0, {}, [], (5, 5 + span),
