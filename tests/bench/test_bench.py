@@ -426,3 +426,21 @@ def test_no_profile_misses_starts_no_profile_and_says_so(tmp_path: Path) -> None
     miss = next(r for r in found if r.name == "rust/c")
     assert "not profiled (--no-profile-misses)" in miss.explanation
     assert not logged
+
+
+def test_the_per_run_gap_summary_carries_an_a_a_control() -> None:
+    """The baseline's own consecutive processes give the difference there is when there is
+    none to find; the summary quotes it beside the consumer's (from the same processes)."""
+    from tfinterop.bench.gaps import PerRunGap
+    from tfinterop.bench.render import gap_lines
+
+    cell = ("m", "frozen", "serving_default", "rust", "c", 5e-6)
+    gap = PerRunGap(*cell, [30e-6, 10e-6, 50e-6], [20e-6, 40e-6, 25e-6])
+    assert [round(d * 1e6, 1) for d in gap.baseline_self_differences_s] == [20.0, -15.0]
+    *_, summary, control = gap_lines([gap])
+    assert "over 1 µs-scale cells" in summary
+    assert control == (
+        "A/A control: |rust − c| between one process of each, median 25.0 µs over 3 pairs; "
+        "|c − c| between consecutive processes of c alone (same binary, same cell), median "
+        "17.5 µs over 2 pairs"
+    )

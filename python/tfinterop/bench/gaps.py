@@ -50,6 +50,12 @@ class PerRunGap:
         return [a - b for a, b in zip(self.consumer_p50s, self.baseline_p50s, strict=False)]
 
     @property
+    def baseline_self_differences_s(self) -> list[float]:
+        """Between the baseline's own consecutive processes (the same binary, the same cell):
+        what a per-pair difference looks like when there is no difference to find (A/A)."""
+        return [b - a for a, b in zip(self.baseline_p50s, self.baseline_p50s[1:], strict=False)]
+
+    @property
     def met(self) -> bool | None:
         difference = self.difference_s
         return None if difference is None else difference <= self.limit_s

@@ -50,6 +50,17 @@ def gap_lines(gaps: list[PerRunGap]) -> list[str]:
             f"{statistics.median(differences):+.1f} µs (range {differences[0]:+.1f}.."
             f"{differences[-1]:+.1f}), within the limit on {met}"
         )
+        pairs = [abs(d) * 1e6 for g in measured for d in g.pair_differences_s]
+        selves = [abs(d) * 1e6 for g in measured for d in g.baseline_self_differences_s]
+        if pairs and selves:
+            baseline = measured[0].baseline
+            lines.append(
+                f"A/A control: |{names}| between one process of each, median "
+                f"{statistics.median(pairs):.1f} µs over {len(pairs)} pairs; "
+                f"|{baseline} − {baseline}| between consecutive processes of {baseline} alone "
+                f"(same binary, same cell), median {statistics.median(selves):.1f} µs over "
+                f"{len(selves)} pairs"
+            )
     return lines
 
 
