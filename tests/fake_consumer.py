@@ -34,7 +34,14 @@ def main() -> int:
 
     from tfinterop.consumers.runners.python_runner import main as real_main
 
+    if mode.startswith("perturb_node="):
+        # A consumer that computes one named node differently (output + 1e-3): the frozen
+        # graphs of the plan are rewritten, so everything downstream carries the difference.
+        argv = perturbed_plan(argv, mode.partition("=")[2], results.parent)
+        mode = "as_is"
     status = real_main(argv)
+    if mode == "as_is":
+        return status
     records = [json.loads(line) for line in results.read_text().splitlines()]
     for record in records:
         for output in record.get("outputs", []):
@@ -50,6 +57,49 @@ def main() -> int:
             np.save(output["file"], array)
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
     return status
+
+
+def perturbed_plan(argv: list[str], node_name: str, work: Path) -> list[str]:
+    """``argv`` with its plan's frozen models replaced by copies in which ``node_name``'s
+    output 0 is the original plus 1e-3 (the original renamed, an AddV2 in its place)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfinterop.contract import plan as plan_format
+
+    plan_path = Path(argv[argv.index("--plan") + 1])
+    plan = plan_format.parse(plan_path.read_text(encoding="utf-8"))
+    rewritten: dict[str, str] = {}
+    for job in plan.jobs:
+        if job.format != "frozen":
+            continue
+        if job.model not in rewritten:
+            graph_def = tf.compat.v1.GraphDef()
+            graph_def.ParseFromString(Path(job.model).read_bytes())
+            node = next(n for n in graph_def.node if n.name == node_name)
+            graph = tf.Graph()
+            with graph.as_default():
+                tf.compat.v1.import_graph_def(graph_def, name="")
+            dtype = graph.get_operation_by_name(node_name).outputs[0].dtype
+            node.name = f"{node_name}__orig"
+            eps = graph_def.node.add(name=f"{node_name}__eps", op="Const")
+            eps.attr["dtype"].type = dtype.as_datatype_enum
+            eps.attr["value"].tensor.CopyFrom(
+                tf.make_tensor_proto(np.array(1e-3, dtype=dtype.as_numpy_dtype))
+            )
+            add = graph_def.node.add(
+                name=node_name, op="AddV2", input=[f"{node_name}__orig", f"{node_name}__eps"]
+            )
+            add.attr["T"].type = dtype.as_datatype_enum
+            target = work / f"perturbed-{len(rewritten)}.pb"
+            target.write_bytes(graph_def.SerializeToString())
+            rewritten[job.model] = str(target)
+        job.model = rewritten[job.model]
+    new_plan = work / "perturbed-plan.tsv"
+    plan_format.write(plan, new_plan)
+    argv = list(argv)
+    argv[argv.index("--plan") + 1] = str(new_plan)
+    return argv
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import UserError
-from . import basic, bench, check, inspect, interop, options
+from . import basic, bench, check, inspect, interop, locate, options
 
 EXIT_INTERNAL = 70
 
@@ -32,6 +32,7 @@ def make_parser() -> argparse.ArgumentParser:
     inspect.add_parser(sub)
     check.add_parser(sub)
     bench.add_parser(sub)
+    locate.add_parser(sub)
     basic.add_new_fixture_parser(sub)
     return parser
 
@@ -46,6 +47,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "bench": bench.cmd_bench,
     "inspect": inspect.cmd_inspect,
     "check": check.cmd_check,
+    "locate": locate.cmd_locate,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import UserError
 from ..formats import FROZEN, SAVED_MODEL, TFLITE
 from .base import (
+    FETCHES_TENSORS,
     INSTRUCTION_PROFILE,
     KERNEL_REGISTRY,
     LEAK_CHECK,
@@ -27,7 +28,7 @@ from .rust import RustConsumer
 from .tflite import TFLiteConsumer
 
 __all__ = [
-    "ALL_CONSUMERS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
+    "ALL_CONSUMERS", "FETCHES_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
     "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
     "buildable", "by_name", "first_with", "with_capability",
@@ -40,14 +41,23 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
         frozenset(
             {
                 *(FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT),
-                *(OBJECT_GRAPH, REFERENCE),
+                *(OBJECT_GRAPH, REFERENCE, FETCHES_TENSORS),
             }
         ),
     ),
     RustConsumer(
         "rust",
         "tensorflow crate 0.17 (SavedModelBundle + get_signature)",
-        frozenset({FROZEN, SAVED_MODEL, RESOLVES_SIGNATURES, PNG_INPUT, INSTRUCTION_PROFILE}),
+        frozenset(
+            {
+                FROZEN,
+                SAVED_MODEL,
+                RESOLVES_SIGNATURES,
+                PNG_INPUT,
+                INSTRUCTION_PROFILE,
+                FETCHES_TENSORS,
+            }
+        ),
     ),
     CConsumer(
         "c",
@@ -60,6 +70,7 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
                 INSTRUCTION_PROFILE,
                 LEAK_CHECK,
                 KERNEL_REGISTRY,
+                FETCHES_TENSORS,
             }
         ),
     ),

@@ -24,6 +24,9 @@ OBJECT_GRAPH = "object_graph"
 """Loads SavedModels through their SavedObjectGraph (``tf.saved_model.load``), restoring
 variables object by object, not through the MetaGraph's saver and init op (the C API
 loader, which the tensorflow crate uses too)."""
+FETCHES_TENSORS = "fetches_tensors"
+"""Fetches and feeds any tensor of a frozen graph by name, not only the signature's
+(``tfinterop locate`` compares every intermediate tensor and feeds a node's inputs)."""
 REFERENCE = "reference"
 """TensorFlow's own Python runtime: ``check`` compares every other consumer with it."""
 INSTRUCTION_PROFILE = "instruction_profile"

@@ -1,0 +1,21 @@
+"""``tfinterop locate``: where a consumer's numbers first leave the reference's.
+
+Every fetchable tensor of a frozen graph is fetched by the reference consumer and by each
+located consumer in one run (the contract's outputs may name any tensor), compared in
+topological order under the cell's tolerance rule (*cumulative*: the first diverging nodes,
+and the error along the graph), then each suspect node is run again with the reference
+values of its inputs fed (*isolated*), which tells a node that computes differently from one
+that only carries an upstream difference.
+
+- ``graph``: the fetchable tensors and their topological order (control-flow branches and
+  loop bodies cannot be fetched and are left out);
+- ``locate``: the runs and the comparisons;
+- ``result``: typed results, the console summary and the JSON document.
+"""
+
+from __future__ import annotations
+
+from .locate import LocateSettings, locate
+from .result import LocateResult
+
+__all__ = ["LocateResult", "LocateSettings", "locate"]

@@ -1,0 +1,150 @@
+"""`tfinterop locate` (python/tfinterop/locate/): a planted divergence is found exactly, in
+the cumulative and the isolated pass; consumers that agree say so; bad requests are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tfinterop.consumers import FETCHES_TENSORS, FROZEN, by_name, first_with
+from tfinterop.consumers import REFERENCE as REFERENCE_CAPABILITY
+from tfinterop.fixtures import Tolerance
+from tfinterop.locate import LocateSettings, locate
+from tfinterop.locate.graph import read_graph, spread
+from tfinterop.locate.result import CARRIES_UPSTREAM, COMPUTES_DIFFERENTLY, summary_lines
+from tfinterop.pipeline.cases import cases_from_manifest
+from tfinterop.pipeline.settings import RunSettings
+
+
+@pytest.fixture(scope="module")
+def frozen_cells(project_fixtures, export_manifests):
+    manifests = export_manifests(["serving_pipeline", "control_flow"])
+    return {
+        name: next(
+            r
+            for r in cases_from_manifest(project_fixtures[name], manifests[name])
+            if r.case.format == "frozen"
+        )
+        for name in manifests
+    }
+
+
+def chain_node(ref) -> tuple[str, str]:
+    """A node with a fetchable node before and after it: (it, the next one downstream)."""
+    graph = read_graph(ref.directory / ref.case.model)
+    users = {n.name: [m for m in graph.nodes if any(i.startswith(f"{n.name}:") for i in m.inputs)]
+             for n in graph.nodes}  # fmt: skip
+    for node in graph.nodes[1:]:
+        if node.outputs[0][1] == "float32" and users[node.name]:
+            return node.name, users[node.name][0].name
+    raise AssertionError("no chain of two float nodes")
+
+
+def test_a_planted_divergence_is_located_exactly(
+    frozen_cells, fake_consumer, build_dir: Path, tmp_path: Path
+) -> None:
+    ref = frozen_cells["serving_pipeline"]
+    planted, downstream = chain_node(ref)
+    fake = fake_consumer("planted", frozenset({FROZEN, FETCHES_TENSORS}), f"perturb_node={planted}")
+    settings = LocateSettings(
+        run=RunSettings(build_dir=build_dir, repeat=1),
+        ref=ref,
+        reference=first_with(REFERENCE_CAPABILITY),
+        consumers=[fake],
+        tolerance=Tolerance(atol=1e-5, rtol=1e-5),
+        work_dir=tmp_path,
+        isolate=2,
+    )
+    result = locate(settings)
+    (location,) = result.locations
+    assert location.status == "diverges", location.message
+    first = location.first_divergence
+    assert first is not None and first.node == planted, first
+    # Nothing upstream of the planted node diverges; the node itself computes differently,
+    # the next one only carries the difference.
+    assert all(t.passed for t in location.tensors if t.index < first.index)
+    verdicts = {i.node: i.verdict for i in location.isolated}
+    assert verdicts[planted] == COMPUTES_DIFFERENTLY, verdicts
+    if downstream in verdicts:
+        assert verdicts[downstream] == CARRIES_UPSTREAM, verdicts
+    assert result.as_dict()["consumers"]["planted"]["first_divergence"]["node"] == planted
+    assert any(f"first divergence at {planted}" in line for line in summary_lines(result))
+
+
+def test_native_consumers_agree_on_a_frozen_cell_and_say_so(
+    build_dir: Path, tmp_path: Path, run_cli, manifests
+) -> None:
+    report = tmp_path / "locate.json"
+    result = run_cli(
+        "locate", "-f", "linear", "--format", "frozen", "--build-dir", str(build_dir),
+        "--no-build", "--json", str(report),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(report.read_text())
+    located = {c.name for c in by_name(None) if c.supports(FETCHES_TENSORS)}
+    located.discard(first_with(REFERENCE_CAPABILITY).name)
+    assert set(doc["consumers"]) == located
+    for name, location in doc["consumers"].items():
+        assert location["status"] == "agrees" and location["first_divergence"] is None, name
+        assert location["tensors"] and "identical with and without" in location["fetch_effect"]
+    assert "every tensor agrees" in result.stdout
+
+
+def lowered_cond(path: Path) -> Path:
+    """x, p -> Switch -> (Neg | Abs) -> Merge -> out: a v1 conditional as frozen graphs keep it."""
+    from tensorflow.core.framework import graph_pb2, types_pb2
+
+    graph = graph_pb2.GraphDef()
+    for name, dtype in (("x", types_pb2.DT_FLOAT), ("p", types_pb2.DT_BOOL)):
+        graph.node.add(name=name, op="Placeholder").attr["dtype"].type = dtype
+    nodes = [
+        ("s", "Switch", ["x", "p"]), ("neg", "Neg", ["s:0"]), ("abs", "Abs", ["s:1"]),
+        ("m", "Merge", ["neg", "abs"]), ("out", "Identity", ["m"]),
+    ]  # fmt: skip
+    for name, op, inputs in nodes:
+        node = graph.node.add(name=name, op=op, input=inputs)
+        node.attr["T"].type = types_pb2.DT_FLOAT
+    graph.node[-2].attr["N"].i = 2
+    path.write_bytes(graph.SerializeToString())
+    return path
+
+
+def test_branches_are_left_out_and_the_order_is_topological(tmp_path: Path) -> None:
+    graph = read_graph(lowered_cond(tmp_path / "cond.pb"))
+    assert set(graph.left_out) == {"s", "neg", "abs"}, graph.left_out
+    assert [n.name for n in graph.nodes] == ["m", "out"]
+    assert [t for n in graph.nodes for t, _ in n.outputs] == ["m:0", "m:1", "out:0"]
+    assert graph.by_name["m"].index < graph.by_name["out"].index
+
+
+def test_large_graphs_are_spread_evenly(frozen_cells) -> None:
+    ref = frozen_cells["serving_pipeline"]
+    graph = read_graph(ref.directory / ref.case.model)
+    sample = spread(graph.nodes, 3)
+    assert len(graph.nodes) > 3 and len(sample) == 3
+    assert sample[0] is graph.nodes[0] and sample[-1] is graph.nodes[-1]
+    assert [n.index for n in graph.nodes] == sorted(n.index for n in graph.nodes)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--format", "tflite"], "capability fetches_tensors"),
+        (["--format", "frozen", "-c", "tflite"], "tflite cannot be located: no capability"),
+        (
+            ["--format", "saved_model", "--signature", "serving_defalt"],
+            "did you mean serving_default",
+        ),
+    ],
+)
+def test_requests_locate_cannot_serve_are_one_line(
+    arguments: list[str], message: str, build_dir: Path, run_cli, manifests
+) -> None:
+    result = run_cli(
+        "locate", "-f", "linear", *arguments, "--build-dir", str(build_dir), "--no-build"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
