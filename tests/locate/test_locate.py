@@ -148,3 +148,53 @@ def test_requests_locate_cannot_serve_are_one_line(
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_reduce_writes_the_planted_node_alone_with_the_references_values(
+    frozen_cells, fake_consumer, build_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from tensorflow.core.framework import graph_pb2
+
+    from tfinterop.locate.reduce import reduce_location
+
+    ref = frozen_cells["serving_pipeline"]
+    planted, _ = chain_node(ref)
+    fake = fake_consumer("planted", frozenset({FROZEN, FETCHES_TENSORS}), f"perturb_node={planted}")
+    settings = LocateSettings(
+        run=RunSettings(build_dir=build_dir, repeat=1), ref=ref,
+        reference=first_with(REFERENCE_CAPABILITY), consumers=[fake],
+        tolerance=Tolerance(atol=1e-5, rtol=1e-5), work_dir=tmp_path / "locate", isolate=1,
+    )  # fmt: skip
+    (location,) = locate(settings).locations
+    # The check that confirms a repro runs registered consumers; this one is a test double,
+    # so only the repro's content is checked here (the real case: the next test).
+    repro = reduce_location(
+        ref.directory / ref.case.model, location, tmp_path / "repro", ["-c", "c"]
+    )
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString((tmp_path / "repro" / "model.pb").read_bytes())
+    assert repro.node == planted and planted in {n.name for n in graph.node}
+    assert len(graph.node) <= 6, [n.name for n in graph.node]
+    with np.load(tmp_path / "repro" / "reference.npz") as expected:
+        assert list(expected) == [f"{planted}:0"]
+    assert "tfinterop check" in (tmp_path / "repro" / "README.md").read_text()
+
+
+def test_reduce_of_a_real_divergence_writes_a_repro_that_fails_on_its_own(
+    build_dir: Path, tmp_path: Path, run_cli, manifests
+) -> None:
+    """MobileNetV3 with oneDNN on in the C consumer against the reference with it off: the
+    first depthwise convolution computes differently by itself."""
+    report = tmp_path / "reduce.json"
+    result = run_cli(
+        "reduce", "-f", "mobilenet_v3", "--format", "frozen", "-c", "c", "--onednn", "1",
+        "--atol", "0", "--rtol", "1e-7", "--build-dir", str(build_dir), "--no-build",
+        "--out", str(tmp_path / "repro"), "--json", str(report),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    repro = json.loads(report.read_text())["repro"]
+    assert repro["reproduces"] and repro["op"] == "DepthwiseConv2dNative", repro
+    assert repro["graph_nodes"] <= 5 and "the repro fails on its own" in result.stdout
+    first = json.loads(report.read_text())["consumers"]["c"]["first_divergence"]
+    assert first["node"] == repro["node"]

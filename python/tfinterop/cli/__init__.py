@@ -48,6 +48,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "inspect": inspect.cmd_inspect,
     "check": check.cmd_check,
     "locate": locate.cmd_locate,
+    "reduce": locate.cmd_reduce,
 }
 
 

@@ -27,6 +27,20 @@ def add_parser(sub: Any) -> None:
         help="find the first node where a consumer diverges from the reference (every tensor "
         "fetched, then suspects re-run with the reference's inputs fed)",
     )
+    _cell_options(locate)
+    reduce = sub.add_parser(
+        "reduce",
+        help="locate, then write the first node that computes differently by itself as a "
+        "self-contained repro (graph, inputs, reference, the check command) and confirm it fails",
+    )
+    _cell_options(reduce)
+    reduce.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="where the repro goes (default build/reduce/FIXTURE-FORMAT-SIGNATURE-CONSUMER)",
+    )  # fmt: skip
+
+
+def _cell_options(locate: argparse.ArgumentParser) -> None:
     locate.add_argument("--fixture", "-f", required=True, metavar="NAME", help="the cell's fixture")
     locate.add_argument(
         "--format", required=True, help="frozen, saved_model (via its frozen graph)"
@@ -92,10 +106,10 @@ def _cell(args: argparse.Namespace, environment: dict[str, str]) -> Any:
     return wanted, frozen, reference
 
 
-def cmd_locate(args: argparse.Namespace, console: Console) -> int:
+def _located(args: argparse.Namespace, console: Console) -> tuple[Any, Any, dict[str, str]]:
+    """Locate the cell the arguments name: (LocateSettings, LocateResult, environment)."""
     environment = options.apply_environment(None)
     from ..locate import LocateSettings, locate
-    from ..locate.result import summary_lines
     from ..pipeline.build import build_each
 
     wanted, frozen, reference = _cell(args, environment)
@@ -142,10 +156,58 @@ def cmd_locate(args: argparse.Namespace, console: Console) -> int:
             f"located consumers ran with TF_ENABLE_ONEDNN_OPTS={args.onednn}, the reference with "
             f"{environment.get('TF_ENABLE_ONEDNN_OPTS', '?')}"
         )
+    return settings, result, environment
+
+
+def _write_json(path: Path | None, data: dict[str, Any], console: Console) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        console.print(f"written to {path}", markup=False)
+
+
+def cmd_locate(args: argparse.Namespace, console: Console) -> int:
+    from ..locate.result import summary_lines
+
+    _settings, result, _environment = _located(args, console)
     for line in summary_lines(result):
         console.print(line, markup=False)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-        console.print(f"written to {args.json}", markup=False)
+    _write_json(args.json, result.as_dict(), console)
     return 1 if result.failed else 0
+
+
+def cmd_reduce(args: argparse.Namespace, console: Console) -> int:
+    from ..locate.reduce import reduce_location
+    from ..locate.result import summary_lines
+
+    if args.consumers is not None and len(args.consumers) != 1:
+        raise UserError("reduce works on one consumer: give one -c NAME")
+    settings, result, _environment = _located(args, console)
+    for line in summary_lines(result):
+        console.print(line, markup=False)
+    location = next(
+        (loc for loc in result.locations if loc.status == "diverges"), result.locations[0]
+    )
+    out = args.out or args.build_dir / "reduce" / (
+        f"{result.fixture}-{result.format}-{result.signature}-{location.consumer}"
+    )
+    check_arguments = [
+        "-c", location.consumer, "--atol", f"{settings.tolerance.atol:g}",
+        "--rtol", f"{settings.tolerance.rtol:g}", "--no-build",
+        *(("--onednn", args.onednn) if args.onednn is not None else ()),
+    ]  # fmt: skip
+    repro = reduce_location(
+        settings.ref.directory / settings.ref.case.model, location, out, check_arguments
+    )
+    for line in repro.lines():
+        console.print(line, markup=False)
+    _write_json(
+        args.json,
+        {**result.as_dict(), "repro": {
+            "directory": str(repro.directory), "node": repro.node, "op": repro.op,
+            "graph_nodes": repro.graph_nodes, "command": repro.command,
+            "reproduces": repro.reproduces, "notes": repro.notes,
+        }},
+        console,
+    )  # fmt: skip
+    return 0 if repro.reproduces else 1

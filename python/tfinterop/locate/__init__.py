@@ -10,7 +10,9 @@ that only carries an upstream difference.
 - ``graph``: the fetchable tensors and their topological order (control-flow branches and
   loop bodies cannot be fetched and are left out);
 - ``locate``: the runs and the comparisons;
-- ``result``: typed results, the console summary and the JSON document.
+- ``result``: typed results, the console summary and the JSON document;
+- ``reduce``: the first node that computes differently by itself, as a self-contained
+  repro (``tfinterop reduce``).
 """
 
 from __future__ import annotations

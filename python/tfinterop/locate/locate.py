@@ -231,7 +231,11 @@ def _isolate(
             else:
                 problem = f"could not be isolated: input {tensor} was not fetched"
                 break
-        found[node.name] = Isolated(node.name, node.op, problem, fed=[f.tensor for f in fed])
+        found[node.name] = Isolated(
+            node.name, node.op, problem, fed=[f.tensor for f in fed],
+            input_files={f.tensor: f.file for f in fed},
+            reference_files={name: reference_files[name] for name, _ in node.outputs if name in reference_files},
+        )  # fmt: skip
         if problem:
             continue
         (work / str(number)).mkdir(parents=True, exist_ok=True)

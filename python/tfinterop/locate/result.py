@@ -37,6 +37,10 @@ class Isolated:
     max_rel: float | None = None
     fed: list[str] = field(default_factory=list)
     """The node's inputs fed with the reference's values."""
+    input_files: dict[str, str] = field(default_factory=dict, repr=False)
+    """Fed tensor -> the file of its reference value (``reduce`` builds its repro from them)."""
+    reference_files: dict[str, str] = field(default_factory=dict, repr=False)
+    """The node's output tensors -> the reference's values."""
 
 
 @dataclass
