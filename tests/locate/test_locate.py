@@ -137,6 +137,7 @@ def test_large_graphs_are_spread_evenly(frozen_cells) -> None:
             ["--format", "saved_model", "--signature", "serving_defalt"],
             "did you mean serving_default",
         ),
+        (["--format", "frozen", "--node", "no_such_node"], "--node no_such_node: not a node of"),
     ],
 )
 def test_requests_locate_cannot_serve_are_one_line(

@@ -64,6 +64,10 @@ def _cell_options(locate: argparse.ArgumentParser) -> None:
         "--isolate", type=int, default=3, metavar="K",
         help="re-run the first K diverging nodes with the reference's inputs fed (default 3)",
     )  # fmt: skip
+    locate.add_argument(
+        "--node", action="append", default=[], metavar="NAME",
+        help="also isolate this node (its inputs fed with the reference's values)",
+    )  # fmt: skip
     locate.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
     locate.add_argument("--fixtures-dir", type=Path, default=None)
     locate.add_argument("--timeout", type=float, default=900.0)
@@ -147,7 +151,7 @@ def _located(args: argparse.Namespace, console: Console) -> tuple[Any, Any, dict
         work_dir=args.build_dir / "locate" / f"{args.fixture}-{args.format}-{wanted.label}",
         max_nodes=args.max_nodes, isolate=max(0, args.isolate),
         consumer_environment={} if args.onednn is None else {"TF_ENABLE_ONEDNN_OPTS": args.onednn},
-        cell_format=args.format,
+        cell_format=args.format, nodes=args.node,
     )  # fmt: skip
     console.print(f"[dim]locating {args.fixture}/{args.format}/{wanted.label} ...[/]")
     result = locate(settings)

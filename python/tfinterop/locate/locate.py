@@ -14,6 +14,7 @@ frozen graph the exporter wrote for the same signature).
 
 from __future__ import annotations
 
+import difflib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..compare import compare
 from ..consumers import Consumer
 from ..contract import plan as plan_format
 from ..contract.records import JobRecord, OutputRecord
+from ..errors import UserError
 from ..fixtures import Tolerance
 from ..pipeline.cases import CaseRef
 from ..pipeline.compare import read_output
@@ -56,6 +58,8 @@ class LocateSettings:
     """Set for the located consumers only (e.g. oneDNN on against a reference with it off)."""
     cell_format: str = ""
     """The format asked for (``saved_model`` is located on its frozen graph), for the report."""
+    nodes: list[str] = field(default_factory=list)
+    """Nodes to isolate besides the first diverging ones (``--node``)."""
 
 
 @dataclass
@@ -302,6 +306,16 @@ def locate(settings: LocateSettings) -> LocateResult:
             f"the {settings.cell_format} cell is located on the frozen graph the exporter wrote "
             "for the same signature (the same concrete function, variables folded)"
         )
+    fetchable = {node.name for node in graph.nodes}
+    for name in settings.nodes:
+        if name not in fetchable:
+            near = difflib.get_close_matches(name, sorted(fetchable), n=3, cutoff=0.4)
+            if name in graph.by_name:
+                why = graph.left_out.get(name, "its outputs cannot be fetched")
+            else:
+                why = "not a node of the graph"
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise UserError(f"--node {name}: {why}{hint}")
     chosen = spread(graph.nodes, settings.max_nodes)
     if len(chosen) < len(graph.nodes):
         result.notes.append(
@@ -353,7 +367,11 @@ def locate(settings: LocateSettings) -> LocateResult:
                 diverging_nodes.append(graph.by_name[comparison.node])
         if diverging_nodes:
             location.status = "diverges"
-            suspects = diverging_nodes[: settings.isolate]
+        suspects = diverging_nodes[: settings.isolate]
+        suspects += [
+            graph.by_name[name] for name in settings.nodes if graph.by_name[name] not in suspects
+        ]
+        if suspects:
             location.isolated = _isolate(
                 settings, graph, suspects, consumer, position, fetch, fetched
             )
