@@ -199,6 +199,10 @@ def run(settings: BenchSettings, console: Any, environment: dict[str, str]) -> i
     if settings.cold:
         console.print("[dim]cold `nox -s interop` in a fresh clone (several minutes) ...[/]")
         result.interop["cold"] = cold_interop(work_root)
+    if settings.locate_timing:  # `locate` and `reduce` on MobileNetV3: locate_timing.py
+        from .locate_timing import run as time_locate
+
+        result.interop["locate"] = time_locate(settings, refs, console)
     if settings.check_timing:  # `check` vs `saved_model_cli run`: check_timing.py
         from .check_timing import run as time_check
 

@@ -35,5 +35,6 @@ class BenchSettings:
     cold: bool = False
     check_timing: bool = True
     check_runs: int = 3
+    locate_timing: bool = True
     gap_processes: int = 4
     """Processes per consumer for the per-run gap of µs-scale cells (0: not measured)."""

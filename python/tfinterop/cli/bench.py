@@ -82,6 +82,10 @@ def add_parser(sub: Any) -> None:
         help="alternating check / saved_model_cli runs timed (default 3)",
     )  # fmt: skip
     bench.add_argument(
+        "--no-locate-timing", dest="locate_timing", action="store_false",
+        help="skip timing `tfinterop locate` and `reduce` on MobileNetV3 (--check-runs runs each)",
+    )  # fmt: skip
+    bench.add_argument(
         "--gap-processes", type=int, default=4, metavar="N",
         help="processes per consumer, alternating, for the per-run p50 difference on "
         "microsecond-scale cells (registry PER_RUN_GAPS; default 4, 0: skip)",
@@ -114,6 +118,7 @@ def bench_settings(args: argparse.Namespace) -> BenchSettings:
         cold=args.cold,
         check_timing=args.check_timing,
         check_runs=args.check_runs,
+        locate_timing=args.locate_timing,
         gap_processes=args.gap_processes,
     )
 
