@@ -13,6 +13,7 @@ from tfinterop.consumers import REFERENCE as REFERENCE_CAPABILITY
 from tfinterop.fixtures import Tolerance
 from tfinterop.locate import LocateSettings, locate
 from tfinterop.locate.graph import read_graph, spread
+from tfinterop.locate.html import render_html
 from tfinterop.locate.result import CARRIES_UPSTREAM, COMPUTES_DIFFERENTLY, summary_lines
 from tfinterop.pipeline.cases import cases_from_manifest
 from tfinterop.pipeline.settings import RunSettings
@@ -71,6 +72,9 @@ def test_a_planted_divergence_is_located_exactly(
         assert verdicts[downstream] == CARRIES_UPSTREAM, verdicts
     assert result.as_dict()["consumers"]["planted"]["first_divergence"]["node"] == planted
     assert any(f"first divergence at {planted}" in line for line in summary_lines(result))
+    page = render_html(result)
+    assert planted in page and COMPUTES_DIFFERENTLY in page
+    assert "data:image/svg+xml;base64," in page and "http" not in page.split("<body>")[1]
 
 
 def test_native_consumers_agree_on_a_frozen_cell_and_say_so(
@@ -79,7 +83,7 @@ def test_native_consumers_agree_on_a_frozen_cell_and_say_so(
     report = tmp_path / "locate.json"
     result = run_cli(
         "locate", "-f", "linear", "--format", "frozen", "--build-dir", str(build_dir),
-        "--no-build", "--json", str(report),
+        "--no-build", "--json", str(report), "--html", str(tmp_path / "locate.html"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(report.read_text())
@@ -90,6 +94,8 @@ def test_native_consumers_agree_on_a_frozen_cell_and_say_so(
         assert location["status"] == "agrees" and location["first_divergence"] is None, name
         assert location["tensors"] and "identical with and without" in location["fetch_effect"]
     assert "every tensor agrees" in result.stdout
+    page = (tmp_path / "locate.html").read_text()
+    assert all(f"<h2>{name}: agrees</h2>" in page for name in located)
 
 
 def lowered_cond(path: Path) -> Path:

@@ -69,6 +69,10 @@ def _cell_options(locate: argparse.ArgumentParser) -> None:
         help="also isolate this node (its inputs fed with the reference's values)",
     )  # fmt: skip
     locate.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON")
+    locate.add_argument(
+        "--html", type=Path, metavar="FILE",
+        help="a self-contained page: the error along the graph per consumer, suspects",
+    )  # fmt: skip
     locate.add_argument("--fixtures-dir", type=Path, default=None)
     locate.add_argument("--timeout", type=float, default=900.0)
     locate.add_argument("--threads", type=options.threads, default=(0, 0), metavar="INTRA,INTER")
@@ -170,6 +174,15 @@ def _write_json(path: Path | None, data: dict[str, Any], console: Console) -> No
         console.print(f"written to {path}", markup=False)
 
 
+def _write_html(path: Path | None, result: Any, console: Console) -> None:
+    if path is not None:
+        from ..locate.html import render_html
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(result), encoding="utf-8")
+        console.print(f"written to {path}", markup=False)
+
+
 def cmd_locate(args: argparse.Namespace, console: Console) -> int:
     from ..locate.result import summary_lines
 
@@ -177,6 +190,7 @@ def cmd_locate(args: argparse.Namespace, console: Console) -> int:
     for line in summary_lines(result):
         console.print(line, markup=False)
     _write_json(args.json, result.as_dict(), console)
+    _write_html(args.html, result, console)
     return 1 if result.failed else 0
 
 
@@ -205,6 +219,7 @@ def cmd_reduce(args: argparse.Namespace, console: Console) -> int:
     )
     for line in repro.lines():
         console.print(line, markup=False)
+    _write_html(args.html, result, console)
     _write_json(
         args.json,
         {**result.as_dict(), "repro": {

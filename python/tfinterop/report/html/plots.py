@@ -158,3 +158,12 @@ def _positive(value: float) -> float:
 
 def _positive_ms(seconds: Any) -> float:
     return 0.0 if seconds is None else _positive(float(seconds) * 1000)
+
+
+PLOT_STYLE = _RC
+"""The report's matplotlib settings (deterministic SVG, text as text), for other pages."""
+
+
+def figure_uri(figure: Figure) -> str:
+    """An SVG ``data:`` URI of ``figure`` (closed afterwards), drawn as the report's plots."""
+    return _data_uri(figure)
