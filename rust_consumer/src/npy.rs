@@ -121,6 +121,47 @@ fn check_preamble(bytes: &[u8], name: &str) -> Result<()> {
             "{name}: npy header nests brackets deeper than {MAX_HEADER_NESTING}"
         );
     }
+    check_shape_product(header, name)
+}
+
+/// npyz multiplies the header's shape unchecked while parsing it: a product beyond u64 wraps
+/// in release builds (our own checked count refuses it afterwards) and panics where overflow
+/// checks are on (found by fuzzing: `(34294967296, 9223372036854775807)`;
+/// rust_consumer/fuzz/regressions/npy/crash-9e6b61ae…). So an overflowing shape is refused
+/// here, before npyz sees it; a shape this scan cannot read is left to npyz's parser.
+fn check_shape_product(header: &[u8], name: &str) -> Result<()> {
+    let text = String::from_utf8_lossy(header);
+    let Some(after) = text.split("'shape'").nth(1) else {
+        return Ok(());
+    };
+    let Some(open) = after.find('(') else {
+        return Ok(());
+    };
+    let Some(close) = after[open..].find(')') else {
+        return Ok(());
+    };
+    let mut product = 1u64;
+    for field in after[open + 1..open + close].split(',') {
+        let field = field.trim().trim_end_matches('L');
+        if field.is_empty() {
+            continue;
+        }
+        let Ok(dim) = field.parse::<u64>() else {
+            if field.bytes().all(|b| b.is_ascii_digit()) {
+                bail!(
+                    "{name}: shape ({}) overflows",
+                    after[open + 1..open + close].trim()
+                );
+            }
+            return Ok(()); // not a number: npyz reports the malformed header
+        };
+        product = product.checked_mul(dim).ok_or_else(|| {
+            anyhow!(
+                "{name}: shape ({}) overflows",
+                after[open + 1..open + close].trim()
+            )
+        })?;
+    }
     Ok(())
 }
 
