@@ -23,6 +23,7 @@ import numpy as np
 from .. import tensors
 from ..consumers import SAVED_MODEL, with_capability
 from ..pipeline.cases import CaseRef
+from .render import write_measurement
 from .settings import BenchSettings
 
 CHECK_OVER_SMC_TARGET = 1.3
@@ -206,11 +207,7 @@ def run(
     )
     line = check_line(figures)
     console.print(line, markup=False)
-    if settings.write:
-        settings.write.mkdir(parents=True, exist_ok=True)
-        (settings.write / "CHECK.md").write_text(
-            "# `tfinterop check` vs `saved_model_cli run`\n\n"
-            "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); the figures are "
-            "also in results.json under `interop.check`.\n\n" + line + "\n"
-        )
+    write_measurement(
+        settings.write, "CHECK.md", "`tfinterop check` vs `saved_model_cli run`", "check", line
+    )
     return figures

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..consumers import KERNEL_REGISTRY, first_with
 from ..pipeline.cases import CaseRef
+from .render import write_measurement
 from .settings import BenchSettings
 
 LOCATE_TARGET_S = 30.0
@@ -109,11 +110,7 @@ def run(settings: BenchSettings, refs: list[CaseRef], console: Any) -> dict[str,
     figures = time_locate(settings, refs, console)
     line = locate_line(figures)
     console.print(line, markup=False)
-    if settings.write:
-        settings.write.mkdir(parents=True, exist_ok=True)
-        (settings.write / "LOCATE.md").write_text(
-            "# `tfinterop locate` and `reduce`\n\n"
-            "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); the figures are "
-            "also in results.json under `interop.locate`.\n\n" + line + "\n"
-        )
+    write_measurement(
+        settings.write, "LOCATE.md", "`tfinterop locate` and `reduce`", "locate", line
+    )
     return figures

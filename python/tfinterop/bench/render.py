@@ -173,3 +173,15 @@ def write_benchmarks(result: BenchResult, directory: Path, note: str = "") -> No
     for line in [*gap_lines(result.gaps), *interop_lines(result.interop)]:
         lines += ["", line]
     (directory / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def write_measurement(directory: Path | None, file: str, title: str, key: str, line: str) -> None:
+    """A one-measurement page of the committed results (CHECK.md, LOCATE.md), if writing."""
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / file).write_text(
+        f"# {title}\n\n"
+        "Written by `nox -s bench` (`tfinterop bench --write benchmarks`); the figures are "
+        f"also in results.json under `interop.{key}`.\n\n" + line + "\n"
+    )

@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..fixtures import Tolerance
 from ..formats import FROZEN, TFLITE
 from ..paths import default_fixtures_dir
-from ..pipeline.settings import FixtureSelection
+from ..pipeline.settings import FixtureSelection, RunSettings
 from . import options
 
 
@@ -134,12 +134,9 @@ def _located(args: argparse.Namespace, console: Console) -> tuple[Any, Any, dict
         for outcome in build_each(args.build_dir, [reference, *located]):
             if outcome.error:
                 raise UserError(f"build of the {outcome.consumer} consumer failed: {outcome.error}")
-    run = options.run_settings(
-        argparse.Namespace(
-            build_dir=args.build_dir, timeout=args.timeout, warmup=0, repeat=1,
-            threads=args.threads, jobs=None,
-        ),
-        environment,
+    run = RunSettings(
+        build_dir=args.build_dir, timeout_s=args.timeout, warmup=0, repeat=1,
+        threads=args.threads, environment=environment,
     )  # fmt: skip
     for consumer in [reference, *located]:
         missing = run.unavailable(consumer)
