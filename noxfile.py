@@ -63,6 +63,28 @@ def interop(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+REALWORLD = "tests/data/realworld"
+COMPAT_MODELS = (
+    f"{REALWORLD}/tf-rust/addition.pb",
+    f"{REALWORLD}/tf-rust/regression_savedmodel --all-signatures",
+    f"{REALWORLD}/tf-serving/saved_model_half_plus_two_cpu/00000123 --all-signatures"
+    " --example x=float:1 --example x2=float:1",
+    f"{REALWORLD}/tf-serving/saved_model_half_plus_two_tf2_cpu/00000123 --all-signatures"
+    " --example x=float:1 --example x2=float:1",
+)
+"""Other people's models (tests/data/realworld/README.md) with the check options they need."""
+
+
+@nox.session(python=PYTHON)
+def compat(session: nox.Session) -> None:
+    """The runtime matrix: the fixtures and the real-world models on TensorFlow 2.12.0,
+    2.15.1, 2.18.1 and the pinned wheel's C API, in C and both Rust crates, against the pinned
+    Python reference. Extra arguments go to `tfinterop compat` (e.g. `-- --runtime 2.20.0`)."""
+    install_project(session)
+    models = [arg for model in COMPAT_MODELS for arg in ("--model", model)]
+    session.run("tfinterop", "compat", *models, *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The pytest suite (builds the consumers first; the end-to-end tests need them)."""
@@ -101,22 +123,23 @@ def lint(session: nox.Session) -> None:
         "print(write_cargo_config(Path('build').resolve(), find_tensorflow()))",
         silent=True,
     ).strip()
-    manifest = "rust_consumer/Cargo.toml"
-    session.run("cargo", "fmt", "--manifest-path", manifest, "--check", external=True)
-    session.run(
-        "cargo",
-        "clippy",
-        "--manifest-path",
-        manifest,
-        "--config",
-        config,
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-        env={"CARGO_TARGET_DIR": str(ROOT / "build" / "cargo-target")},
-        external=True,
-    )
+    # One source tree (rust_consumer/src), two manifests: tensorflow crate 0.17 and 0.21.
+    for manifest in ("rust_consumer/Cargo.toml", "rust_consumer/crate-0.21/Cargo.toml"):
+        session.run("cargo", "fmt", "--manifest-path", manifest, "--check", external=True)
+        session.run(
+            "cargo",
+            "clippy",
+            "--manifest-path",
+            manifest,
+            "--config",
+            config,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+            env={"CARGO_TARGET_DIR": str(ROOT / "build" / "cargo-target")},
+            external=True,
+        )
     session.run("tfinterop", "build", "--consumer", "c")
 
 

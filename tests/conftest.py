@@ -58,14 +58,18 @@ def manifests(export_manifests):
     return export_manifests(["linear", "mobilenet_v3"])
 
 
-def _run_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """`python -m tfinterop ARGS` in a fresh process (what a user runs), output captured."""
+def _run_cli(
+    *args: str, timeout: float = 1200, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tfinterop ARGS` in a fresh process (what a user runs), output captured;
+    ``env`` adds to (or overrides) this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", "tfinterop", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 

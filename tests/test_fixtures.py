@@ -59,3 +59,50 @@ def test_manifest_records_names_shapes_hashes_and_tolerances(manifests) -> None:
     assert manifest.tolerance == {"atol": 0.0, "rtol": 0.0}
     assert all(len(h) == 64 for h in manifest.artifacts.values())
     assert "frozen/serving_default.pb" in manifest.artifacts
+
+
+def test_runtime_tolerances_apply_to_cells_of_matching_runtimes_only() -> None:
+    import pytest
+
+    from tfinterop.errors import UserError
+    from tfinterop.fixtures import Tolerance, fixture
+    from tfinterop.tfenv import find_tensorflow
+
+    old = Tolerance(atol=1e-6)
+    tflite_old = Tolerance(rtol=1e-3)
+
+    @fixture(
+        "ranged",
+        seed=0,
+        tolerance=Tolerance(),
+        tolerances={"tflite:*": Tolerance(rtol=1e-5)},
+        runtime_tolerances={"<2.16": {"frozen:y": tflite_old}, ">=2.16,<2.20": old},
+    )
+    def ranged(ctx):  # never built here
+        raise AssertionError
+
+    assert ranged.tolerance_for("y", "frozen", "2.12.0") == tflite_old  # most specific key
+    assert ranged.tolerance_for("z", "frozen", "2.12.0") == Tolerance()  # no key: usual lookup
+    assert ranged.tolerance_for("y", "saved_model", "2.18.1") == old
+    assert ranged.tolerance_for("y", "saved_model", "2.20.0") == Tolerance()
+    assert ranged.tolerance_for("y", "tflite", "2.21.0") == Tolerance(rtol=1e-5)
+    # No runtime: the pinned wheel's version decides (2.21 is outside both ranges).
+    assert find_tensorflow().version.startswith("2.21")
+    assert ranged.tolerance_for("y", "saved_model") == Tolerance()
+    with pytest.raises(UserError, match="not a version specifier"):
+        fixture("bad", seed=0, tolerance=Tolerance(), runtime_tolerances={"old": old})
+
+
+def test_expectations_can_be_limited_to_a_runtime_range() -> None:
+    import pytest
+
+    from tfinterop.errors import UserError
+    from tfinterop.fixtures import xfail
+
+    declared = xfail("DecodeWebP is new in 2.20", consumer="c", runtime="<2.20")
+    assert declared.matches("c", "frozen", "serving_default", "2.12.0")
+    assert not declared.matches("c", "frozen", "serving_default", "2.20.0")
+    assert not declared.matches("c", "frozen", "serving_default")  # the pinned 2.21
+    assert not declared.matches("rust", "frozen", "serving_default", "2.12.0")
+    with pytest.raises(UserError, match="not a version specifier"):
+        xfail("x", runtime="2.12 and older")

@@ -235,3 +235,17 @@ def test_fuzz_replay_without_sanitizers_fails_under_ci_and_warns_elsewhere(
     else:
         assert result.returncode == 0 and "1 passed" in output, output[-3000:]
         assert "replaying without sanitizers" in output
+
+
+def test_compat_job_runs_an_older_runtime_beside_the_pinned_one() -> None:
+    from tfinterop.runtimes import pinned_runtime
+
+    job = workflow()["jobs"]["compat"]
+    (command,) = [c for c in run_commands(job) if c.startswith("nox -s compat")]
+    arguments = shlex.split(command)
+    # noxfile: `nox -s compat -- ARGS` runs `tfinterop compat --model ... ARGS`
+    args = cli.make_parser().parse_args(["compat", *arguments[arguments.index("--") + 1 :]])
+    assert pinned_runtime() in args.runtimes
+    older = [v for v in args.runtimes if v != pinned_runtime()]
+    assert older, args.runtimes
+    assert args.markdown and args.json

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import formats as _formats
 from .errors import UserError
@@ -35,6 +36,27 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 """Signature keys, input names and output keys of fixtures: they become file and directory
 names of the export and tensor names of the graphs, so ``../x`` or ``a/b`` is refused."""
+
+
+def runtime_spec(spec: str) -> SpecifierSet | None:
+    """A runtime range (PEP 440, e.g. ``<2.21`` or ``>=2.12,<2.16``); ``*`` is every runtime."""
+    if spec.strip() == "*":
+        return None
+    try:
+        return SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise UserError(
+            f"runtime range {spec!r} is not a version specifier (e.g. '<2.21', '>=2.12,<2.16')"
+        ) from None
+
+
+def runtime_version(runtime: str | None) -> str:
+    """The TensorFlow a cell ran on: its consumer's runtime, else the pinned wheel's."""
+    if runtime is not None:
+        return runtime
+    from .tfenv import find_tensorflow
+
+    return find_tensorflow().version
 
 
 def check_key(fixture_name: str, what: str, key: object) -> str:
@@ -73,30 +95,70 @@ class Tolerance:
 class Expectation:
     """A declared skip or (strict) expected failure for matching report cells."""
 
-    kind: Literal["skip", "xfail"]
+    kind: Literal["skip", "xfail", "incompatible"]
+    """``incompatible`` is never declared: the runtime prediction (``runtimes``) makes it."""
     reason: str
     consumer: str = "*"
     format: str = "*"
     signature: str = "*"
+    runtime: str = "*"
+    """Runtime range the declaration holds for (PEP 440, ``<2.16``); ``*`` every runtime."""
+    stage: str | None = None
+    """``incompatible`` only: the job stage the cell must fail at (``load``, ``run``)."""
 
-    def matches(self, consumer: str, fmt: str, signature: str) -> bool:
-        return (
+    def __post_init__(self) -> None:
+        runtime_spec(self.runtime)  # refuse a malformed range where it is declared
+
+    def matches(self, consumer: str, fmt: str, signature: str, runtime: str | None = None) -> bool:
+        if not (
             fnmatch.fnmatchcase(consumer, self.consumer)
             and fnmatch.fnmatchcase(fmt, self.format)
             and fnmatch.fnmatchcase(signature, self.signature)
-        )
+        ):
+            return False
+        spec = runtime_spec(self.runtime)
+        return spec is None or spec.contains(runtime_version(runtime), prereleases=True)
 
 
 def skip(
-    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*"
-) -> Expectation:
-    return Expectation("skip", reason, consumer, format, signature)
+    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*",
+    runtime: str = "*",
+) -> Expectation:  # fmt: skip
+    return Expectation("skip", reason, consumer, format, signature, runtime)
 
 
 def xfail(
-    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*"
-) -> Expectation:
-    return Expectation("xfail", reason, consumer, format, signature)
+    reason: str, *, consumer: str = "*", format: str = "*", signature: str = "*",
+    runtime: str = "*",
+) -> Expectation:  # fmt: skip
+    """A strict expected failure; ``runtime="<2.16"`` limits it to cells on those runtimes."""
+    return Expectation("xfail", reason, consumer, format, signature, runtime)
+
+
+@dataclass(frozen=True)
+class ExporterRange:
+    """The TensorFlow versions that can export a fixture (``interop --export-tf``): cells of
+    an exporter outside the range are ``skip`` with the reason; ``*`` is every version."""
+
+    range: str = "*"
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        runtime_spec(self.range)  # refuse a malformed range where it is declared
+
+    def contains(self, version: str) -> bool:
+        spec = runtime_spec(self.range)
+        return spec is None or spec.contains(version, prereleases=True)
+
+    def why_not(self, version: str) -> str:
+        """The skip reason of an exporter ``version`` outside the range."""
+        because = f": {self.reason}" if self.reason else ""
+        return f"not exported by TensorFlow {version}: the fixture declares exporters {self.range}{because}"
+
+
+def exported_by(range: str, reason: str) -> ExporterRange:
+    """``@fixture(..., exporters=exported_by(">=2.16", "a Keras 3 model"))``."""
+    return ExporterRange(range, reason)
 
 
 @dataclass(frozen=True)
@@ -198,11 +260,16 @@ class Fixture:
     seed: int
     tolerance: Tolerance
     output_tolerances: dict[str, Tolerance] = field(default_factory=dict)
+    runtime_tolerances: dict[str, Tolerance | dict[str, Tolerance]] = field(default_factory=dict)
+    """Runtime range -> tolerance (or keys as in ``output_tolerances``) for cells that ran
+    on such a runtime; first matching range wins, then the usual lookup."""
     data: tuple[str, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     requirements: tuple[Requirement, ...] = ()
     description: str = ""
     source: Path = Path()
+    exporters: ExporterRange = field(default_factory=ExporterRange)
+    """Which TensorFlow versions can export it (``interop --export-tf``)."""
 
     @property
     def directory(self) -> Path:
@@ -224,17 +291,33 @@ class Fixture:
                 found.setdefault(requirement.capability, requirement.reason)
         return found
 
-    def tolerance_for(self, output_key: str, fmt: str | None = None) -> Tolerance:
-        """Most specific first: ``FORMAT:OUTPUT``, ``FORMAT:*``, ``OUTPUT``, the default."""
+    def tolerance_for(
+        self, output_key: str, fmt: str | None = None, runtime: str | None = None
+    ) -> Tolerance:
+        """Most specific first: ``FORMAT:OUTPUT``, ``FORMAT:*``, ``OUTPUT``, the default;
+        a runtime range matching the cell's runtime is consulted before all of them."""
         keys = ([f"{fmt}:{output_key}", f"{fmt}:*"] if fmt else []) + [output_key]
+        if self.runtime_tolerances:
+            version = runtime_version(runtime)
+            for spec, entry in self.runtime_tolerances.items():
+                ranged = runtime_spec(spec)
+                if ranged is not None and not ranged.contains(version, prereleases=True):
+                    continue
+                if isinstance(entry, Tolerance):
+                    return entry
+                for key in [*keys, "*"]:
+                    if key in entry:
+                        return entry[key]
         for key in keys:
             if key in self.output_tolerances:
                 return self.output_tolerances[key]
         return self.tolerance
 
-    def expectation_for(self, consumer: str, fmt: str, signature: str) -> Expectation | None:
+    def expectation_for(
+        self, consumer: str, fmt: str, signature: str, runtime: str | None = None
+    ) -> Expectation | None:
         for expectation in self.expectations:
-            if expectation.matches(consumer, fmt, signature):
+            if expectation.matches(consumer, fmt, signature, runtime):
                 return expectation
         return None
 
@@ -260,20 +343,33 @@ def fixture(
     seed: int,
     tolerance: Tolerance,
     tolerances: Mapping[str, Tolerance] | None = None,
+    runtime_tolerances: Mapping[str, Tolerance | Mapping[str, Tolerance]] | None = None,
     data: Iterable[str] = (),
     expect: Iterable[Expectation] = (),
     requires: Mapping[str, str] | Iterable[Requirement] | None = None,
+    exporters: str | ExporterRange = "*",
 ) -> Callable[[Callable[[BuildContext], ExportSpec]], Fixture]:
     """Declare a fixture.
 
     ``requires`` maps consumer capabilities to the reason they matter (or lists
     ``require(capability, reason, format=..., signature=...)`` for some cells only): a
     consumer lacking one gets a strict expected failure with that reason. ``tolerances`` keys
-    are an output key, ``FORMAT:OUTPUT`` or ``FORMAT:*`` (e.g. ``"tflite:*"``)."""
+    are an output key, ``FORMAT:OUTPUT`` or ``FORMAT:*`` (e.g. ``"tflite:*"``).
+    ``runtime_tolerances`` maps a runtime range (``"<2.21"``) to a tolerance, or to keys as
+    in ``tolerances``, for cells run on such a runtime (``--runtime``): drift on an older
+    libtensorflow is declared here, with the measured numbers, never absorbed; they also hold
+    for the exports of such a TensorFlow (``--export-tf``) run on the pinned one (not for
+    ``.tflite`` cells, which run LiteRT's kernels).
+    ``exporters`` is the TensorFlow range that can export the fixture (``">=2.16"``, or
+    ``exported_by(">=2.16", reason)``): under ``--export-tf`` with a version outside it, the
+    fixture's cells are ``skip`` with the reason instead of an export error."""
     if not NAME_PATTERN.match(name):
         raise UserError(
             f"fixture name {name!r} must match {NAME_PATTERN.pattern} (it becomes a path)"
         )
+
+    ranged = _runtime_tolerances(runtime_tolerances)  # refused here, at the declaration
+    exporter_range = exporters if isinstance(exporters, ExporterRange) else ExporterRange(exporters)
 
     def decorate(build: Callable[[BuildContext], ExportSpec]) -> Fixture:
         return Fixture(
@@ -282,14 +378,26 @@ def fixture(
             seed=seed,
             tolerance=tolerance,
             output_tolerances=dict(tolerances or {}),
+            runtime_tolerances=ranged,
             data=tuple(data),
             expectations=tuple(expect),
             requirements=_requirements(requires),
             description=(build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else "",
             source=Path(build.__code__.co_filename).resolve(),
+            exporters=exporter_range,
         )
 
     return decorate
+
+
+def _runtime_tolerances(
+    given: Mapping[str, Tolerance | Mapping[str, Tolerance]] | None,
+) -> dict[str, Tolerance | dict[str, Tolerance]]:
+    found: dict[str, Tolerance | dict[str, Tolerance]] = {}
+    for spec, entry in (given or {}).items():
+        runtime_spec(spec)
+        found[spec] = entry if isinstance(entry, Tolerance) else dict(entry)
+    return found
 
 
 def _requirements(

@@ -17,7 +17,7 @@ use tfinterop_rust_consumer::runner::{run_job, JobError, Stage};
 
 /// Runs TensorFlow models through the tensorflow crate for tfinterop.
 #[derive(Parser, Debug)]
-#[command(name = "tfinterop-rust-consumer", disable_version_flag = true)]
+#[command(name = env!("CARGO_BIN_NAME"), disable_version_flag = true)]
 struct Cli {
     /// Print the consumer record and exit.
     #[arg(long)]
@@ -58,7 +58,8 @@ struct Cli {
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     let msg = msg.to_string();
     eprintln!(
-        "tfinterop-rust-consumer: {}",
+        "{}: {}",
+        env!("CARGO_BIN_NAME"),
         msg.lines().next().unwrap_or("")
     );
     ExitCode::from(2)

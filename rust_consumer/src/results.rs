@@ -6,10 +6,13 @@ use serde::Serialize;
 
 use crate::runner::{JobError, JobSuccess, OutputRecord, Stage};
 
-pub const CONSUMER_NAME: &str = "rust";
+/// The registry name, `[package.metadata.tfinterop] consumer` of the building manifest.
+pub const CONSUMER_NAME: &str = env!("TFINTEROP_CONSUMER_NAME");
 pub const CONTRACT_VERSION: u32 = 1;
-/// Must follow the `=` pin of `tensorflow` in Cargo.toml.
-pub const BINDING: &str = "tensorflow crate 0.17.0";
+/// The `tensorflow` crate version this binary was compiled with: build.rs reads it from the
+/// building manifest's Cargo.lock (0.17.0 for ../Cargo.toml, 0.21.0 for ../crate-0.21).
+pub const TENSORFLOW_CRATE: &str = env!("TFINTEROP_TENSORFLOW_CRATE");
+pub const BINDING: &str = concat!("tensorflow crate ", env!("TFINTEROP_TENSORFLOW_CRATE"));
 
 #[derive(Serialize)]
 struct ConsumerRecord<'a> {

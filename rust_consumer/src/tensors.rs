@@ -12,11 +12,15 @@ use num_complex::Complex;
 use tensorflow::{DataType, FetchToken, Operation, SessionRunArgs, Tensor, TensorType};
 
 /// Why string tensors with arbitrary bytes cannot pass through this binding.
-pub const UTF8_LIMITATION: &str =
-    "tensorflow crate 0.17 handles DT_STRING only as UTF-8 Rust String (tensorflow/rust#422)";
+pub const UTF8_LIMITATION: &str = concat!(
+    "tensorflow crate ",
+    env!("TFINTEROP_TENSORFLOW_CRATE"),
+    " handles DT_STRING only as UTF-8 Rust String (tensorflow/rust#422)"
+);
 
-/// A tensor element type with its `.npy` counterpart (identical except float16:
-/// the crate uses `half` 1.x, npyz `half` 2.x).
+/// A tensor element type with its `.npy` counterpart (identical except float16 under
+/// crate 0.17, whose f16 is `half` 1.x's while npyz's is `half` 2.x's; each manifest
+/// depends on the `half` its crate uses, so under 0.21 both are the same type).
 pub trait Elem: TensorType + Copy {
     type Npy: Deserialize + AutoSerialize + Copy;
     fn from_npy(v: Self::Npy) -> Self;

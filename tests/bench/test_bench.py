@@ -126,8 +126,8 @@ def test_bench_runs_the_native_consumers_on_a_fixture(
     result = run_cli(
         "bench", "-f", "linear", "-c", "c", "-c", "rust", "--repeat", "5", "--warmup", "1",
         "--build-dir", str(build_dir), "--no-build", "--no-interop-timing",
-        "--no-check-timing", "--no-profile-misses", "--gap-processes", "0",
-        "--json", str(report),
+        "--no-check-timing", "--no-runtime-timing", "--no-profile-misses",
+        "--gap-processes", "0", "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(report.read_text())
@@ -324,7 +324,8 @@ def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path, r
         "bench", "--fixtures-dir", str(fixtures), "-f", "bench_floor_probe",
         "--threads", "1,1", "--repeat", "1", "--warmup", "0", "--interop-jobs", "2",
         "--warm-runs", "2", "--build-dir", str(build_dir), "--no-build",
-        "--no-profile-misses", "--no-check-timing", "--json", str(report),
+        "--no-profile-misses", "--no-check-timing", "--no-runtime-timing",
+        "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     interop = json.loads(report.read_text())["interop"]
@@ -334,7 +335,7 @@ def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path, r
     isolated = interop["isolated_runs"]
     assert len(isolated) == 2 and all(r["ok"] for r in isolated)
     work = interop["consumer_work_s"]
-    assert set(work) == {"c", "rust", "tflite"}
+    assert set(work) == {"c", "rust", "rust-0.21", "tflite"}
     for name, seconds in work.items():
         assert seconds == pytest.approx(min(r["consumer_walls_s"][name] for r in isolated))
     driver = interop["driver_start_s"]
@@ -444,3 +445,27 @@ def test_the_per_run_gap_summary_carries_an_a_a_control() -> None:
         "|c − c| between consecutive processes of c alone (same binary, same cell), median "
         "17.5 µs over 2 pairs"
     )
+
+
+def test_bench_times_one_more_runtime(manifests, build_dir, tmp_path, run_cli) -> None:
+    """The runtime cost is measured, not estimated: three real interop runs (pinned only,
+    with 2.15.1 installed, with 2.15.1 installed during the run), whose reports show the
+    extra runtime's cells; the first run's extra time includes the install."""
+    report = tmp_path / "bench.json"
+    result = run_cli(
+        "bench", "-f", "linear", "-c", "c", "--repeat", "1", "--warmup", "0",
+        "--build-dir", str(build_dir), "--no-build", "--no-interop-timing",
+        "--no-check-timing", "--no-profile-misses", "--gap-processes", "0",
+        "--check-runs", "1", "--json", str(report),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(report.read_text())["interop"]["runtime"]
+    assert figures["runtime"] == "2.15.1"
+    statuses = figures["statuses"]
+    # linear: frozen + saved_model (+ tflite, not c's): 2 cells pinned, 4 with the runtime.
+    assert statuses["pinned"] == {"pass": 2}
+    assert statuses["warm"] == statuses["first"] == {"pass": 4}
+    assert all(len(v) == 1 and v[0] > 0 for v in figures["walls_s"].values())
+    assert figures["extra_consumer_walls_s"][0] > 0
+    assert figures["disk_bytes"] > 500e6  # libtensorflow_cc alone is ~600 MB
+    assert "One more runtime" in result.stdout

@@ -240,6 +240,35 @@ def test_addition_graph_through_the_cli(build_dir, tmp_path) -> None:
 
 
 @e2e
+def test_check_on_several_runtimes(build_dir, tmp_path) -> None:
+    """`check --runtime A --runtime B`: the native consumers once per runtime, each against
+    the pinned Python reference and the user's expected outputs."""
+    from tfinterop.runtimes import pinned_runtime
+
+    inputs = npz(tmp_path / "in.npz", x=np.int32(2), **{"y:0": np.int32(3)})
+    expected = npz(tmp_path / "expected.npz", z=np.int32(5))
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "tfinterop", "check", str(ADDITION), "--build-dir",
+            str(build_dir), "--work-dir", str(tmp_path / "work"), "--inputs", str(inputs),
+            "--expected", str(expected), "--json", str(report), "-c", "python", "-c", "c",
+            "--runtime", "2.12.0", "--runtime", pinned_runtime(),
+        ],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    rows = {(r["fixture"], r["consumer"]): r["status"] for r in data["rows"]}
+    for consumer in ("python", "c@2.12.0", f"c@{pinned_runtime()}"):
+        assert rows[("addition.pb", consumer)] == "pass", rows
+        assert rows[("addition.pb vs expected", consumer)] == "pass", rows
+    assert ("addition.pb", "c") not in rows
+    consumers = data["environment"]["consumers"]
+    assert consumers["c@2.12.0"]["tf_version"] == "2.12.0"
+
+
+@e2e
 def test_unloadable_model_is_one_line_per_consumer(build_dir, tmp_path, graph_with) -> None:
     model = graph_with(tmp_path, "custom", "MyCustomOp")
     done = subprocess.run(
@@ -572,7 +601,7 @@ def test_consensus_row_names_the_pair_and_its_worst_difference(tmp_path) -> None
         "saved_model", "serving_default", "m", [], [TensorEntry("y", "y:0", "float32", [], "")]
     )
     ref = CaseRef(
-        "m", case, tmp_path, lambda key: Tolerance(), lambda *a: None, {}, "python failed"
+        "m", case, tmp_path, lambda key, runtime: Tolerance(), lambda *a: None, {}, "python failed"
     )
     records = {}
     for name, values in (("rust", [1.0, 2.0]), ("c", [1.0, 2.5])):

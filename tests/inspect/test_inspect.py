@@ -424,7 +424,7 @@ def test_registry_and_versions_without_tensorflow_match_tensorflows(build_dir) -
         tf.version.GRAPH_DEF_VERSION,
     )
     ours = load_registry(build_dir)
-    ops_path, kernels_path, _ = dump_registry(build_dir)
+    ops_path, kernels_path, _, _ = dump_registry(build_dir)
     op_list, kernel_list = op_def_pb2.OpList(), kernel_def_pb2.KernelList()
     op_list.ParseFromString(ops_path.read_bytes())
     kernel_list.ParseFromString(kernels_path.read_bytes())
@@ -454,3 +454,29 @@ def test_inspecting_a_saved_model_does_not_import_tensorflow(build_dir) -> None:
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert "tensorflow.python" not in loaded, loaded[:10]
+
+
+def test_inspect_runtime_predicts_per_runtime(run_cli, export_manifests) -> None:
+    """`inspect --runtime`: one verdict per runtime, from that runtime's own registry: the
+    DecodeWebP model does not load on 2.12.0 (op not registered) and loads on 2.20.0."""
+    import json
+
+    model = export_manifests(["new_op"])["new_op"].directory / "saved_model"
+    done = run_cli("inspect", str(model), "--runtime", "2.12.0", "--runtime", "2.20.0", "--json")
+    assert done.returncode == 0, done.stderr
+    checks = {r["runtime"]: r for r in json.loads(done.stdout)["runtimes"]}
+    assert set(checks) == {"2.12.0", "2.20.0"}
+    assert not checks["2.12.0"]["loads"] and checks["2.20.0"]["loads"]
+    fatal = [p for p in checks["2.12.0"]["problems"] if p["fatal"]]
+    assert {(p["kind"], p["op"]) for p in fatal} >= {("op_not_registered", "DecodeWebP")}
+    assert all(p["runtime"] == "2.12.0" for p in fatal)
+    text = run_cli("inspect", str(model), "--runtime", "2.12.0")
+    assert "Runtime TensorFlow 2.12.0:" in text.stdout
+    assert "which TensorFlow 2.12.0 does not register" in text.stdout
+
+
+def test_inspect_runtime_refuses_what_cannot_apply(run_cli, export_manifests) -> None:
+    model = export_manifests(["linear"])["linear"].directory / "saved_model"
+    done = run_cli("inspect", str(model), "--runtime", "2.12.0", "--no-kernels")
+    assert done.returncode == 2 and "cannot go with --no-kernels" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -158,7 +158,9 @@ def _case_ref(directory: Path, dtype: str, expected: np.ndarray) -> CaseRef:
     tensors.write_tensor(directory / "y.npy", expected)
     entry = TensorEntry("y", "Identity:0", dtype, list(expected.shape), "y.npy")
     case = Case("frozen", "serving_default", "m.pb", [], [entry])
-    return CaseRef("fx", case, directory, lambda key: Tolerance(0.0, 0.0), lambda *a: None, {})
+    return CaseRef(
+        "fx", case, directory, lambda key, runtime: Tolerance(0.0, 0.0), lambda *a: None, {}
+    )
 
 
 def _record(path: Path, dtype: str) -> JobRecord:

@@ -323,8 +323,8 @@ def planned_document(tmp_path: Path) -> dict[str, Any]:
             "layout",
             Case(fmt, "serving_default", f"model.{fmt}", [entry], [entry]),
             tmp_path,
-            lambda key: Tolerance(),
-            lambda consumer, fmt, signature: (
+            lambda key, runtime: Tolerance(),
+            lambda consumer, fmt, signature, runtime: (
                 Expectation("skip", "declared on purpose")
                 if (consumer, fmt) == ("rust", "frozen")
                 else None
@@ -349,12 +349,15 @@ def test_not_applicable_pairs_show_no_skip_box(browser: Chromium, tmp_path: Path
     browser.open(page.as_uri())
     seen = browser.evaluate(NOT_APPLICABLE_JS)
     boxes = {(b["format"], b["consumer"]): b for b in seen["boxes"]}
+    from tfinterop.consumers import ALL_CONSUMERS
+
     assert set(boxes) == {
-        (fmt, consumer)
-        for fmt in ("frozen", "tflite")
-        for consumer in ("python", "rust", "c", "tflite")
+        (fmt, consumer.name) for fmt in ("frozen", "tflite") for consumer in ALL_CONSUMERS
     }, boxes
-    not_applicable = [("tflite", c) for c in ("python", "rust", "c")] + [("frozen", "tflite")]
+    not_applicable = [
+        (fmt, c.name) for fmt in ("frozen", "tflite") for c in ALL_CONSUMERS if not c.supports(fmt)
+    ]
+    assert ("tflite", "c") in not_applicable and ("frozen", "tflite") in not_applicable
     skip_colour = boxes[("frozen", "rust")]["background"]
     assert boxes[("frozen", "rust")]["text"] == "SKIP"
     for pair in not_applicable:

@@ -52,7 +52,7 @@ def exported_cases(
 
 
 def _all_passed(rows: list[BenchRow]) -> int:
-    return 0 if all(r.status in ("pass", "skip", "xfail") for r in rows) else 1
+    return 0 if all(r.status in ("pass", "skip", "xfail", "incompatible") for r in rows) else 1
 
 
 def rerender(settings: BenchSettings, console: Any) -> int:
@@ -203,6 +203,10 @@ def run(settings: BenchSettings, console: Any, environment: dict[str, str]) -> i
         from .locate_timing import run as time_locate
 
         result.interop["locate"] = time_locate(settings, refs, console)
+    if settings.runtime_timing:  # one more `--runtime`: runtime_timing.py
+        from .runtime_timing import run as time_runtime
+
+        result.interop["runtime"] = time_runtime(settings, console)
     if settings.check_timing:  # `check` vs `saved_model_cli run`: check_timing.py
         from .check_timing import run as time_check
 

@@ -36,5 +36,7 @@ class BenchSettings:
     check_timing: bool = True
     check_runs: int = 3
     locate_timing: bool = True
+    runtime_timing: bool = True
+    """Time what one more ``--runtime`` adds to a warm and a first run (runtime_timing.py)."""
     gap_processes: int = 4
     """Processes per consumer for the per-run gap of µs-scale cells (0: not measured)."""

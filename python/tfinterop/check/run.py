@@ -185,8 +185,8 @@ def _case_ref(item: PreparedCase, tolerance: Tolerance, label: str) -> CaseRef:
         label,
         item.case,
         Path("/"),
-        lambda key: tolerance,
-        lambda consumer, fmt, signature: None,
+        lambda key, runtime: tolerance,
+        lambda consumer, fmt, signature, runtime: None,
         item.requires,
         reference_problem=item.reference_problem,
     )

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import UserError
-from . import basic, bench, check, inspect, interop, locate, options
+from . import basic, bench, check, compat, inspect, interop, locate, options
 
 EXIT_INTERNAL = 70
 
@@ -31,6 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
     basic.add_report_parser(sub)
     inspect.add_parser(sub)
     check.add_parser(sub)
+    compat.add_parser(sub)
     bench.add_parser(sub)
     locate.add_parser(sub)
     basic.add_new_fixture_parser(sub)
@@ -47,6 +48,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "bench": bench.cmd_bench,
     "inspect": inspect.cmd_inspect,
     "check": check.cmd_check,
+    "compat": compat.cmd_compat,
     "locate": locate.cmd_locate,
     "reduce": locate.cmd_reduce,
 }

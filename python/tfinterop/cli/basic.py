@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ..consumers import buildable, by_name
+from ..consumers import buildable, by_name, on_runtimes
 from ..paths import default_fixtures_dir
 from . import options
 
@@ -32,6 +32,7 @@ def add_parsers(sub: Any) -> None:
         choices=[c.name for c in buildable()],
     )  # fmt: skip
     build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    options.runtime_option(build)
     options.common(build)
 
 
@@ -110,6 +111,10 @@ def cmd_build(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.build import build_each
 
     chosen = by_name(args.consumers) if args.consumers else list(buildable())
+    if args.runtimes:
+        from ..runtimes import resolve_versions
+
+        chosen = buildable(on_runtimes(chosen, resolve_versions(args.runtimes)))
     for outcome in build_each(args.build_dir, chosen, force=args.force):
         if outcome.error:  # the command's job is this build: stop at the first failure
             from ..consumers import BuildError

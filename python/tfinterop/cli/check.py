@@ -167,6 +167,7 @@ def add_arguments(parser: Any) -> None:
     run.add_argument("--threads", type=cli_options.threads, default=(0, 0), metavar="INTRA,INTER")
     run.add_argument("--onednn", choices=("0", "1"), default=None)
     run.add_argument("--no-build", action="store_true", help="use the consumers as built")
+    cli_options.runtime_option(run)
     run.add_argument(
         "--work-dir", type=Path, default=None, help="working files (default: build/check/)"
     )
@@ -198,13 +199,12 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     fixtures_dir = args.fixtures_dir or default_fixtures_dir()
     from rich.text import Text
 
-    from .. import consumers as registry
     from ..pipeline.cells import FAILING
     from ..pipeline.environment import environment_record
     from ..report import document, render_table
 
     options = options_from_args(args)
-    consumers = registry.by_name(args.consumers)
+    consumers = cli_options.consumers(args)
     failures = {} if args.no_build else _build(consumers, args.build_dir, console)
     settings = cli_options.run_settings(args, environment, build_failures=failures)
     result = run_check(

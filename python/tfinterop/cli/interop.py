@@ -18,6 +18,16 @@ from .progress import make_reporter
 def add_parser(sub: Any) -> None:
     interop = sub.add_parser("interop", help="export, build, run every consumer, compare, report")
     options.fixture_options(interop)
+    interop.add_argument(
+        "--export-tf",
+        action="append",
+        dest="export_tf",
+        metavar="VERSION",
+        help="export the fixtures with this tensorflow-cpu release instead of the pinned one "
+        "(its own environment, made once in the user cache; its references come from it), "
+        "then run the pinned consumers on those exports; cells read NAME@tfVERSION "
+        "(repeatable; the pinned version is the ordinary export)",
+    )
     options.run_options(interop)
     options.report_options(interop)
     options.common(interop)
@@ -37,6 +47,7 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
         fixtures=options.fixture_selection(args),
         consumers=options.consumers(args),
         build=not args.no_build,
+        exporters=options.exporters(args),
         timings=timings,
     )
     result = run_interop(settings, make_reporter())
@@ -50,7 +61,14 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
         doc = document(
             result.cells,
             result.environment(),
-            {"timings": {k: round(v, 3) for k, v in result.timings.items()}},
+            {
+                "timings": {k: round(v, 3) for k, v in result.timings.items()},
+                **(
+                    {"exporters": [e.version for e in settings.exporters]}
+                    if settings.exporters
+                    else {}
+                ),
+            },
         )
         options.write_report_files(args, doc, console)
     return options.EXIT_FAILURES if result.failed else 0

@@ -142,7 +142,7 @@ def _located(args: argparse.Namespace, console: Console) -> tuple[Any, Any, dict
         missing = run.unavailable(consumer)
         if missing:
             raise UserError(f"{consumer.name}: {missing}")
-    declared = wanted.tolerance_for(wanted.case.outputs[0].key)
+    declared = wanted.tolerance_for(wanted.case.outputs[0].key, None)
     tolerance = Tolerance(
         atol=declared.atol if args.atol is None else args.atol,
         rtol=declared.rtol if args.rtol is None else args.rtol,

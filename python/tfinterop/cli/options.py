@@ -11,8 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from ..consumers import Consumer, by_name
+from ..consumers import Consumer, by_name, on_runtimes
 from ..errors import UserError
+from ..exporters import Exporter
 from ..paths import default_build_dir, default_fixtures_dir
 from ..pipeline.settings import FixtureSelection, RunSettings
 from ..tfenv import DEFAULT_CONSUMER_ENV
@@ -75,7 +76,19 @@ def shard(value: str) -> tuple[int, int]:
     return shard
 
 
+def runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime",
+        action="append",
+        dest="runtimes",
+        metavar="VERSION",
+        help="run the C and Rust consumers against this tensorflow-cpu wheel's C API "
+        "(repeatable; installed once into the user cache; default: the pinned wheel)",
+    )
+
+
 def run_options(parser: argparse.ArgumentParser) -> None:
+    runtime_option(parser)
     parser.add_argument(
         "--shard",
         type=shard,
@@ -215,7 +228,24 @@ def fixture_selection(args: argparse.Namespace) -> FixtureSelection:
 
 
 def consumers(args: argparse.Namespace) -> list[Consumer]:
-    return by_name(args.consumers)
+    """The chosen consumers, each native one once per ``--runtime`` (``c@2.15.1``)."""
+    chosen = by_name(args.consumers)
+    versions = getattr(args, "runtimes", None)
+    if not versions:
+        return chosen
+    from ..runtimes import resolve_versions
+
+    return on_runtimes(chosen, resolve_versions(versions))
+
+
+def exporters(args: argparse.Namespace) -> list[Exporter]:
+    """``--export-tf``: validated like ``--runtime`` (one line listing what exists)."""
+    versions = getattr(args, "export_tf", None)
+    if not versions:
+        return []
+    from ..exporters import resolve_exporters
+
+    return resolve_exporters(versions)
 
 
 def resolve_build_dir(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..formats import FROZEN, SAVED_MODEL, TFLITE
+from ..runtimes import Runtime
 from .base import (
     FETCHES_TENSORS,
     INSTRUCTION_PROFILE,
@@ -18,11 +19,13 @@ from .base import (
     PNG_INPUT,
     REFERENCE,
     RESOLVES_SIGNATURES,
+    RUNTIME_SWAP,
     BuildError,
     BuildOutcome,
     Consumer,
 )
 from .c import CConsumer
+from .on_runtime import OnRuntime
 from .python import PythonConsumer
 from .rust import RustConsumer
 from .tflite import TFLiteConsumer
@@ -30,8 +33,8 @@ from .tflite import TFLiteConsumer
 __all__ = [
     "ALL_CONSUMERS", "FETCHES_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
     "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
-    "RESOLVES_SIGNATURES", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
-    "buildable", "by_name", "first_with", "with_capability",
+    "RESOLVES_SIGNATURES", "RUNTIME_SWAP", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
+    "buildable", "by_name", "first_with", "on_runtimes", "with_capability",
 ]  # fmt: skip
 
 ALL_CONSUMERS: tuple[Consumer, ...] = (
@@ -56,8 +59,27 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
                 PNG_INPUT,
                 INSTRUCTION_PROFILE,
                 FETCHES_TENSORS,
+                RUNTIME_SWAP,
             }
         ),
+    ),
+    RustConsumer(
+        "rust-0.21",
+        "tensorflow crate 0.21 (the rust consumer's code built against the newest crate, made for TF 2.13)",
+        frozenset(
+            {
+                FROZEN,
+                SAVED_MODEL,
+                RESOLVES_SIGNATURES,
+                PNG_INPUT,
+                INSTRUCTION_PROFILE,
+                FETCHES_TENSORS,
+                RUNTIME_SWAP,
+            }
+        ),
+        manifest="rust_consumer/crate-0.21",
+        binary="tfinterop-rust-consumer-021",
+        toolchain_key="tensorflow_crate (rust-0.21)",
     ),
     CConsumer(
         "c",
@@ -71,6 +93,7 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
                 LEAK_CHECK,
                 KERNEL_REGISTRY,
                 FETCHES_TENSORS,
+                RUNTIME_SWAP,
             }
         ),
     ),
@@ -125,3 +148,17 @@ def by_name(names: list[str] | None) -> list[Consumer]:
         raise UserError(f"unknown consumer(s) {', '.join(unknown)}; available: {', '.join(known)}")
     # Once each: a consumer named twice would run twice into the same run directory.
     return [known[n] for n in dict.fromkeys(names)]
+
+
+def on_runtimes(consumers: list[Consumer], runtimes: list[Runtime]) -> list[Consumer]:
+    """``--runtime``: each consumer that can swap its C API runs once per runtime
+    (``c@2.15.1``); the others (Python, TFLite) run once, on their own TensorFlow."""
+    if not runtimes:
+        return consumers
+    bound: list[Consumer] = []
+    for consumer in consumers:
+        if consumer.supports(RUNTIME_SWAP):
+            bound += [OnRuntime.bind(consumer, runtime) for runtime in runtimes]
+        else:
+            bound.append(consumer)
+    return bound

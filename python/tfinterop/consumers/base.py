@@ -41,6 +41,11 @@ KERNEL_REGISTRY = "kernel_registry"
 --registered-kernels FILE``), which ``inspect`` checks a model's ops against."""
 
 
+RUNTIME_SWAP = "runtime_swap"
+"""Links the TensorFlow C API dynamically through a RUNPATH, so the same binary runs against
+another wheel's libraries with ``LD_LIBRARY_PATH`` (``--runtime VERSION``), no rebuild."""
+
+
 class BuildError(UserError):
     exit_code = 3
 
@@ -81,6 +86,20 @@ class Consumer:
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    @property
+    def family(self) -> str:
+        """The registry name fixtures declare expectations for (``c`` for ``c@2.15.1``)."""
+        return self.name
+
+    @property
+    def runtime(self) -> str | None:
+        """The TensorFlow runtime version this consumer is bound to (None: its own)."""
+        return None
+
+    def process_environment(self) -> dict[str, str]:
+        """Environment its processes need beyond the run's (e.g. another runtime's libraries)."""
+        return {}
 
     def loader_environment(self, loader: str, share_loads: bool) -> dict[str, str]:
         """Environment variables for this consumer's process that choose how it loads

@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
@@ -20,6 +21,8 @@ from ..tfenv import CC_LIBRARY, FRAMEWORK_LIBRARY, TensorFlowInstall, find_tenso
 from .base import BuildError, BuildOutcome, Consumer
 from .build_tools import content_digest, first_line, run_build_step, tool_version
 
+RUST_CRATE = "rust_consumer"
+"""The default manifest (crate 0.17) and the code every Rust manifest compiles."""
 RUST_BINARY = "tfinterop-rust-consumer"
 
 
@@ -84,25 +87,31 @@ def _installer(wheel: Path) -> list[str]:
     return [sys.executable, "-m", "pip", "install", "--force-reinstall", "--no-deps", str(wheel)]
 
 
-def build_rust(name: str, build_dir: Path, *, force: bool = False) -> BuildOutcome:
-    """``maturin build`` (bindings = "bin") and install the wheel into this environment."""
+def rust_sources(manifest_dir: Path) -> list[Path]:
+    """What a build of ``manifest_dir`` compiles: its own files (manifest, lock, pyproject)
+    and the consumer code every manifest shares (rust_consumer/src, build.rs)."""
+    crate = project_root() / RUST_CRATE
+    own = [p for p in manifest_dir.iterdir() if p.is_file()]
+    shared = [p for p in (crate / "src").rglob("*") if p.is_file()]
+    return sorted({*own, *shared, crate / "build.rs"})
+
+
+def build_rust(
+    name: str, build_dir: Path, manifest_dir: Path, binary_name: str, *, force: bool = False
+) -> BuildOutcome:
+    """``maturin build`` (bindings = "bin") of ``manifest_dir`` and install the wheel, which
+    holds ``binary_name``, into this environment."""
     root = project_root()
     tf = find_tensorflow()
-    crate = root / "rust_consumer"
     config = write_cargo_config(build_dir, tf)
-    sources = [
-        p
-        for p in crate.rglob("*")
-        if p.is_file()
-        and "target" not in p.relative_to(crate).parts
-        and "fuzz" not in p.relative_to(crate).parts
-    ]
     scripts = Path(sysconfig.get_path("scripts"))
-    binary = scripts / RUST_BINARY
+    binary = scripts / binary_name
     fingerprint = content_digest(
-        sources, [tool_version(["rustc", "--version"]), tf.version, config.read_text()], root
+        rust_sources(manifest_dir),
+        [tool_version(["rustc", "--version"]), tf.version, config.read_text()],
+        root,
     )
-    stamp = Path(sys.prefix) / f"{RUST_BINARY}.fingerprint"
+    stamp = Path(sys.prefix) / f"{binary_name}.fingerprint"
     if not force and binary.exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return BuildOutcome(name, False, str(binary))
     maturin = shutil.which("maturin") or str(scripts / "maturin")
@@ -111,8 +120,9 @@ def build_rust(name: str, build_dir: Path, *, force: bool = False) -> BuildOutco
             "maturin is not installed: `pip install -e '.[build]'` (nox sessions do this)"
         )
     started = time.perf_counter()
-    wheel_dir = build_dir / "wheels"
+    wheel_dir = build_dir / "wheels" / binary_name
     shutil.rmtree(wheel_dir, ignore_errors=True)
+    # One target dir for every manifest: the dependencies they share are compiled once.
     environment = dict(os.environ, CARGO_TARGET_DIR=str((build_dir / "cargo-target").resolve()))
     run_build_step(
         [
@@ -121,7 +131,7 @@ def build_rust(name: str, build_dir: Path, *, force: bool = False) -> BuildOutco
             "--release",
             "--quiet",
             "--manifest-path",
-            str(crate / "Cargo.toml"),
+            str(manifest_dir / "Cargo.toml"),
             "--config",
             str(config),
             "--out",
@@ -129,36 +139,56 @@ def build_rust(name: str, build_dir: Path, *, force: bool = False) -> BuildOutco
             "--interpreter",
             sys.executable,
         ],
-        "Rust consumer build (maturin)",
+        f"{name} consumer build (maturin)",
         env=environment,
     )
     wheels = sorted(wheel_dir.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"maturin produced {len(wheels)} wheels in {wheel_dir}, expected 1")
-    run_build_step(_installer(wheels[0]), "installing the Rust consumer wheel")
+    run_build_step(_installer(wheels[0]), f"installing the {name} consumer wheel")
     stamp.write_text(fingerprint)
     return BuildOutcome(name, True, str(binary), time.perf_counter() - started)
 
 
+def locked_crate(manifest_dir: Path, crate: str = "tensorflow") -> str | None:
+    """The version of ``crate`` in ``manifest_dir``'s Cargo.lock (what its build compiles)."""
+    try:
+        lock = tomllib.loads((manifest_dir / "Cargo.lock").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return next(
+        (p["version"] for p in lock.get("package", []) if p.get("name") == crate),
+        None,
+    )
+
+
+@dataclass(frozen=True)
 class RustConsumer(Consumer):
-    """A program installed into this Python environment's scripts dir (maturin bin wheel)."""
+    """A program installed into this Python environment's scripts dir (maturin bin wheel),
+    built from the manifest in ``manifest`` (relative to the checkout) as ``binary``; every
+    manifest compiles the same code, rust_consumer/src, against its own ``tensorflow``
+    crate."""
+
+    manifest: str = RUST_CRATE
+    binary: str = RUST_BINARY
+    toolchain_key: str = "tensorflow_crate"
+    """Where ``toolchain()`` puts the locked crate version in the report's toolchain record
+    (which merges every consumer's): a distinct key per manifest keeps each one's crate."""
 
     needs_build = True
 
+    def manifest_dir(self) -> Path:
+        return project_root() / self.manifest
+
     def build(self, build_dir: Path, *, force: bool = False) -> BuildOutcome:
-        return build_rust(self.name, build_dir, force=force)
+        return build_rust(self.name, build_dir, self.manifest_dir(), self.binary, force=force)
 
     def command(self, build_dir: Path) -> list[str]:
-        return [str(Path(sysconfig.get_path("scripts")) / RUST_BINARY)]
+        return [str(Path(sysconfig.get_path("scripts")) / self.binary)]
 
     def toolchain(self) -> dict[str, str | None]:
-        crate = None
         try:
-            lock = tomllib.loads((project_root() / "rust_consumer" / "Cargo.lock").read_text())
-            crate = next(
-                (p["version"] for p in lock.get("package", []) if p.get("name") == "tensorflow"),
-                None,
-            )
-        except (UserError, OSError, tomllib.TOMLDecodeError):
-            pass
-        return {"rustc": first_line(["rustc", "--version"]), "tensorflow_crate": crate}
+            crate = locked_crate(self.manifest_dir())
+        except UserError:  # no source checkout
+            crate = None
+        return {"rustc": first_line(["rustc", "--version"]), self.toolchain_key: crate}

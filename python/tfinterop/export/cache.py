@@ -70,6 +70,8 @@ class ExportOutcome:
     cached: bool
     error: str | None = None
     seconds: float = 0.0
+    detail: str = ""
+    """The failure's traceback (``error`` is its one line)."""
 
 
 def cached_manifest(fixture: Fixture, root: Path, key: str) -> Manifest | None:
@@ -145,6 +147,7 @@ def _export_locked(
                     False,
                     error=_describe(exc, fixture),
                     seconds=time.perf_counter() - started,
+                    detail=traceback.format_exc(),
                 )
             )
     return outcomes

@@ -8,7 +8,8 @@ without a CPU kernel, fail with "Op type not registered" / "No OpKernel was regi
 
 Modules: ``analyse`` (the inspection records), ``render`` (the console view), ``graphdef``
 and ``savedmodel`` (reading the protos without importing TensorFlow), ``kernels`` (the
-consumers' op and kernel registry).
+consumers' op and kernel registry), ``compat`` (what fails in another TensorFlow runtime,
+given its registry).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .analyse import (
     inspect_saved_model,
     model_format,
 )
+from .compat import Incompatibility, ModelGraphs, RuntimeCheck, model_graphs, predict
 from .render import render
 
 __all__ = [
@@ -36,9 +38,12 @@ __all__ = [
     "GRAPH_DEF",
     "INIT_SIGNATURE_PREFIX",
     "SAVED_MODEL",
+    "Incompatibility",
     "Inspection",
     "KernelCheck",
     "MetaGraphReport",
+    "ModelGraphs",
+    "RuntimeCheck",
     "SignatureReport",
     "format_shape",
     "graph_def_versions",
@@ -46,5 +51,7 @@ __all__ = [
     "inspect_model",
     "inspect_saved_model",
     "model_format",
+    "model_graphs",
+    "predict",
     "render",
 ]

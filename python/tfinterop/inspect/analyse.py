@@ -5,14 +5,16 @@ load or run and warnings about state, randomness, versions and missing weights."
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..formats import SAVED_MODEL
+from ..formats import FROZEN, SAVED_MODEL
 from . import graphdef
+from .compat import C_API, RuntimeCheck, model_graphs, predict
 from .kernels import KernelProblem, Registry, check_ops, load_registry
 from .savedmodel import SHAPE_FROM_SIGNATURE, SavedModelInfo, TensorInfo, read_saved_model
 
@@ -110,6 +112,8 @@ class Inspection:
     warnings: list[str] = field(default_factory=list)
     missing_weights: str = ""
     """Why the SavedModel cannot be loaded at all: it has variables but no checkpoint."""
+    runtimes: list[RuntimeCheck] = field(default_factory=list)
+    """Predicted problems in other TensorFlow runtimes (``inspect --runtime``), one per runtime."""
 
     def meta_graph(self, tags: list[str] | None) -> MetaGraphReport:
         """The MetaGraph with exactly this tag set; default ``serve``, or the only one."""
@@ -146,7 +150,7 @@ class Inspection:
             },
             "warnings": self.warnings,
             "missing_weights": self.missing_weights,
-        }
+        } | ({"runtimes": [r.as_dict() for r in self.runtimes]} if self.runtimes else {})
 
 
 def _graph_summary_dict(analysis: graphdef.GraphAnalysis) -> dict[str, Any]:
@@ -388,9 +392,17 @@ def inspect_graph_def(path: Path, registry: Registry | None) -> Inspection:
     return inspection
 
 
-def inspect_model(path: Path, build_dir: Path | None) -> Inspection:
+def inspect_model(
+    path: Path,
+    build_dir: Path | None,
+    runtimes: Sequence[Registry] = (),
+    *,
+    loader: str = C_API,
+) -> Inspection:
     """Inspect a SavedModel directory or GraphDef file. ``build_dir`` locates the consumer
-    asked for the kernel check (None: skip the check)."""
+    asked for the kernel check (None: skip the check). ``runtimes``: registries of other
+    TensorFlow runtimes to predict loading/running in (``compat.predict``; the consumers'
+    own registry, when loaded, is the producer's)."""
     kind, path = model_format(path)
     registry, kernels = _registry(build_dir)
     if kind == SAVED_MODEL:
@@ -404,6 +416,14 @@ def inspect_model(path: Path, build_dir: Path | None) -> Inspection:
         kernels.reason,
         inspection.kernels.ops_checked,
     )
+    if runtimes:
+        model = model_graphs(path, SAVED_MODEL if kind == SAVED_MODEL else FROZEN)
+        inspection.runtimes = [
+            RuntimeCheck(
+                target.tf_version, target.source, predict(model, target, registry, loader=loader)
+            )
+            for target in runtimes
+        ]
     return inspection
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..runtimes import Runtime
 
 CPU_DEVICES = frozenset({"CPU", "DEFAULT"})
 """A DEFAULT kernel runs on any device (NoOp has only DEFAULT ones)."""
@@ -36,6 +37,8 @@ class Registry:
     op_defs: dict[str, Any]
     """Op name -> OpDef proto."""
     kernel_devices: dict[str, frozenset[str]] = field(default_factory=dict)
+    kernel_defs: dict[str, list[Any]] = field(default_factory=dict)
+    """Op name -> its KernelDef protos (device, label, attr constraints); see ``compat``."""
 
     def has_cpu_kernel(self, op: str) -> bool:
         return bool(self.kernel_devices.get(op, frozenset()) & CPU_DEVICES)
@@ -77,21 +80,26 @@ class KernelProblem:
         }
 
 
-def _registry_paths(build_dir: Path, binary: Path) -> tuple[Path, Path, Path]:
+def _registry_paths(build_dir: Path, binary: Path, runtime: str | None) -> tuple[Path, Path, Path]:
     directory = build_dir / "registry" / binary.parent.name
+    if runtime is not None:
+        directory = directory / f"runtime-{runtime}"
     return directory / "ops.pb", directory / "kernels.pb", directory / "stamp"
 
 
-def _stamp(binary: Path) -> str:
+def _stamp(binary: Path, libraries: Path) -> str:
     info = binary.stat()
-    return f"{binary}\n{info.st_mtime_ns}\n{info.st_size}\n"
+    library = (libraries / "libtensorflow_cc.so.2").stat()
+    return f"{binary}\n{info.st_mtime_ns}\n{info.st_size}\n{library.st_size}\n"
 
 
-def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
-    """Ask the built ``KERNEL_REGISTRY`` consumer for its OpList and KernelList (cached);
-    returns their files.
+def dump_registry(build_dir: Path, runtime: Runtime | None = None) -> tuple[Path, Path, str, str]:
+    """Ask the built ``KERNEL_REGISTRY`` consumer for its OpList and KernelList (cached), on
+    the pinned wheel or on ``runtime``'s C API; returns their files, a description of what
+    was asked, and the TensorFlow version.
 
-    Raises UserError when that consumer is not built or the dump fails."""
+    Raises UserError when that consumer is not built, the runtime is not installed, or the
+    dump fails."""
     from ..consumers import KERNEL_REGISTRY, first_with
     from ..tfenv import find_tensorflow
 
@@ -102,16 +110,26 @@ def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
     missing = consumer.missing(build_dir)
     if missing:
         raise UserError(missing)
-    ops_path, kernels_path, stamp_path = _registry_paths(build_dir, binary)
-    stamp = _stamp(binary)
-    source = f"{binary} (links {tf.library_dir}, TensorFlow {tf.version})"
+    bound = runtime if runtime is not None and not runtime.pinned else None
+    if bound is not None and not bound.installed():
+        raise UserError(
+            f"TensorFlow runtime {bound.version} is not installed "
+            f"(run `tfinterop build --runtime {bound.version}`)"
+        )
+    libraries = bound.library_dir if bound is not None else Path(tf.library_dir)
+    version = bound.version if bound is not None else tf.version
+    ops_path, kernels_path, stamp_path = _registry_paths(
+        build_dir, binary, version if bound is not None else None
+    )
+    stamp = _stamp(binary, libraries)
+    source = f"{binary} (links {libraries}, TensorFlow {version})"
     if (
         ops_path.exists()
         and kernels_path.exists()
         and stamp_path.exists()
         and stamp_path.read_text() == stamp
     ):
-        return ops_path, kernels_path, source
+        return ops_path, kernels_path, source, version
     ops_path.parent.mkdir(parents=True, exist_ok=True)
     suffix = f".tmp{os.getpid()}"
     ops_tmp = ops_path.with_name(ops_path.name + suffix)
@@ -123,13 +141,16 @@ def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
         "--registered-kernels",
         str(kernels_tmp),
     ]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if bound is not None:
+        environment.update(bound.environment())
     try:
         result = subprocess.run(
             command,
             capture_output=True,
             text=True,
             timeout=DUMP_TIMEOUT_S,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            env=environment,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -140,19 +161,27 @@ def dump_registry(build_dir: Path) -> tuple[Path, Path, str]:
     os.replace(ops_tmp, ops_path)
     os.replace(kernels_tmp, kernels_path)
     stamp_path.write_text(stamp)
-    return ops_path, kernels_path, source
+    return ops_path, kernels_path, source, version
 
 
-def load_registry(build_dir: Path) -> Registry:
-    """The registry of the consumers' libtensorflow (see module doc). Raises UserError.
+def load_registry(build_dir: Path, runtime: Runtime | None = None) -> Registry:
+    """The registry of the consumers' libtensorflow, or of ``runtime``'s (see module doc).
+    Raises UserError.
 
     The OpList/KernelList classes are built from the wheel's descriptors
     (``savedmodel.proto_class``): the 2-3 s ``import tensorflow`` would delay every consumer
     that ``check`` starts after inspecting."""
-    from ..tfenv import find_tensorflow
+    ops_path, kernels_path, source, version = dump_registry(build_dir, runtime)
+    return registry_from_dump(ops_path, kernels_path, source, version)
+
+
+def registry_from_dump(
+    ops_path: Path, kernels_path: Path, source: str, tf_version: str
+) -> Registry:
+    """A Registry from a serialized OpList and KernelList (``--registered-ops`` and
+    ``--registered-kernels`` of the C consumer, whichever libtensorflow it ran with)."""
     from .savedmodel import proto_class
 
-    ops_path, kernels_path, source = dump_registry(build_dir)
     op_list = proto_class("tensorflow.OpList", "tensorflow/core/framework/op_def.proto")()
     op_list.ParseFromString(ops_path.read_bytes())
     kernel_list = proto_class(
@@ -160,13 +189,16 @@ def load_registry(build_dir: Path) -> Registry:
     )()
     kernel_list.ParseFromString(kernels_path.read_bytes())
     devices: dict[str, set[str]] = {}
+    kernel_defs: dict[str, list[Any]] = {}
     for kernel in kernel_list.kernel:
         devices.setdefault(kernel.op, set()).add(kernel.device_type)
+        kernel_defs.setdefault(kernel.op, []).append(kernel)
     return Registry(
         source=source,
-        tf_version=find_tensorflow().version,
+        tf_version=tf_version,
         op_defs={op.name: op for op in op_list.op},
         kernel_devices={op: frozenset(d) for op, d in devices.items()},
+        kernel_defs=kernel_defs,
     )
 
 

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from ..formats import SAVED_MODEL
 from .analyse import Inspection, MetaGraphReport, format_shape
+from .compat import ERROR, INFO, WARNING
 from .savedmodel import TensorInfo
 
 
@@ -59,6 +60,37 @@ def _kernel_lines(inspection: Inspection, console: Console) -> None:
     console.print(Text(head + f": {len(problems)} will not load or run", style="bold red"))
     for problem in problems:
         console.print(Text("  ✗ ", style="bold red") + Text(problem.describe()))
+
+
+_MARKS = {ERROR: ("✗ ", "bold red"), WARNING: ("! ", "yellow")}
+
+
+def _runtime_lines(inspection: Inspection, console: Console) -> None:
+    """One header per other runtime (``inspect --runtime``), then one line per problem; attrs
+    the runtime ignores without effect are only counted."""
+    several = len(inspection.meta_graphs) > 1
+    for check in inspection.runtimes:
+        problems = [p for p in check.problems if p.severity != INFO]
+        ignored = sum(p.count for p in check.problems if p.severity == INFO)
+        errors = sum(1 for p in problems if p.fatal)
+        verdict = (
+            f"{errors} problem{'s' * (errors != 1)} will fail loading or running"
+            if errors
+            else "loads and runs"
+        )
+        warnings = len(problems) - errors
+        extra = [f"{warnings} warning{'s' * (warnings != 1)}"] if warnings else []
+        if ignored:
+            extra.append(f"{ignored} attr{'s' * (ignored != 1)} it ignores harmlessly")
+        console.print(
+            Text(f"Runtime TensorFlow {check.runtime}: ", style="bold")
+            + Text(verdict, style="bold red" if errors else "green")
+            + Text(f" ({', '.join(extra)})" if extra else "")
+        )
+        for problem in problems:
+            mark, style = _MARKS[problem.severity]
+            where = f"[{problem.meta_graph}] " if several and problem.meta_graph else ""
+            console.print(Text("  " + mark, style=style) + Text(where + problem.message))
 
 
 def render(inspection: Inspection, console: Console) -> None:
@@ -132,5 +164,6 @@ def render(inspection: Inspection, console: Console) -> None:
         )
         console.print(f"ops: {_histogram(graph.op_histogram)}")
     _kernel_lines(inspection, console)
+    _runtime_lines(inspection, console)
     for warning in inspection.warnings:
         console.print(Text("warning: ", style="bold yellow") + Text(warning))

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..consumers import Consumer
-from ..fixtures import BrokenFixture, Expectation, Fixture, Tolerance
+from ..fixtures import BrokenFixture, Expectation, Fixture, Tolerance, runtime_version
+from ..formats import TFLITE
 from ..manifest import Case, Manifest
 from .cells import Cell, broken_fixture_cells, error_cells
 from .events import Reporter, SilentReporter, StartOnly
@@ -23,11 +24,15 @@ class CaseRef:
     fixture: str
     case: Case
     directory: Path
-    tolerance_for: Callable[[str], Tolerance]
-    expectation_for: Callable[[str, str, str], Expectation | None]
+    tolerance_for: Callable[[str, str | None], Tolerance]
+    """(output key, runtime of the cell or None for the pinned one) -> tolerance."""
+    expectation_for: Callable[[str, str, str, str | None], Expectation | None]
     requires: dict[str, str]
     reference_problem: str | None = None
     """Why there is no reference to compare with (``tfinterop check``: Python failed)."""
+    predicted: dict[str, Expectation] = field(default_factory=dict)
+    """Runtime version -> ``incompatible``: what the predict step found that runtime cannot
+    load or run (``pipeline/predict.py``)."""
 
     @property
     def label(self) -> str:
@@ -46,13 +51,35 @@ def signature_label(case: Case) -> str:
     return case.signature
 
 
-def cases_from_manifest(fixture: Fixture, manifest: Manifest) -> list[CaseRef]:
-    def tolerance_for(fmt: str) -> Callable[[str], Tolerance]:
-        return lambda key: fixture.tolerance_for(key, fmt)
+def exported_label(fixture: str, exporter: str) -> str:
+    """The report's fixture label of an export by another TensorFlow (``linear@tf2.15.1``)."""
+    return f"{fixture}@tf{exporter}"
 
+
+def cases_from_manifest(
+    fixture: Fixture, manifest: Manifest, exporter: str | None = None
+) -> list[CaseRef]:
+    """``exporter``: the TensorFlow that exported ``manifest`` when it is not the pinned one
+    (``--export-tf``): the cells are labelled ``NAME@tfVERSION``, and a TensorFlow cell run
+    on the pinned TensorFlow against that exporter's reference uses the fixture's
+    ``runtime_tolerances`` for the exporter's version: the drift between two TensorFlows'
+    kernels is the same whichever of them computed the reference (measured: 2.15.1 and
+    2.12.0 exports on 2.21 differ exactly as 2.15.1 and 2.12.0 runtimes do on 2.21 exports).
+    A ``.tflite`` runs LiteRT's kernels, not TensorFlow's: its cells keep the usual lookup."""
+
+    def tolerance_for(fmt: str) -> Callable[[str, str | None], Tolerance]:
+        def lookup(key: str, runtime: str | None) -> Tolerance:
+            pinned = runtime_version(runtime) == runtime_version(None)
+            if exporter is not None and fmt != TFLITE and pinned:
+                runtime = exporter  # reference from the exporter, run on the pinned one
+            return fixture.tolerance_for(key, fmt, runtime)
+
+        return lookup
+
+    name = fixture.name if exporter is None else exported_label(fixture.name, exporter)
     return [
         CaseRef(
-            fixture.name,
+            name,
             case,
             manifest.directory,
             tolerance_for(case.format),
@@ -73,8 +100,11 @@ def applicable(consumer: Consumer, ref: CaseRef) -> bool:
 def cell_expectation(consumer: Consumer, ref: CaseRef) -> Expectation | None:
     """A declared skip/xfail, or a missing capability (strict xfail with the fixture's reason).
 
-    Only meaningful for ``applicable`` pairs."""
-    declared = ref.expectation_for(consumer.name, ref.case.format, ref.label)
+    Only meaningful for ``applicable`` pairs. A runtime predicted not to load the case comes
+    first: that is what its cell must show, whatever else is declared."""
+    if consumer.runtime is not None and consumer.runtime in ref.predicted:
+        return ref.predicted[consumer.runtime]
+    declared = ref.expectation_for(consumer.family, ref.case.format, ref.label, consumer.runtime)
     if declared is not None:
         return declared
     for capability, reason in ref.requires.items():

@@ -13,8 +13,11 @@ from ..compare import OutputComparison
 from ..consumers import Consumer
 from ..fixtures import BrokenFixture, Expectation
 
-STATUSES = ("pass", "fail", "error", "skip", "xfail", "xpass")
+STATUSES = ("pass", "fail", "error", "skip", "xfail", "incompatible", "xpass")
 FAILING = frozenset({"fail", "error", "xpass"})
+DECLARED = frozenset({"skip", "xfail", "incompatible"})
+"""Not run or failing as stated beforehand (``incompatible``: the runtime prediction said the
+model cannot load there, and it did not): not a failure, always shown with its reason."""
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Cell(CellOutcome):
     first_run_s: float | None = None
     steady_s: list[float] = field(default_factory=list)
     outputs: list[OutputComparison] = field(default_factory=list)
+    stage: str | None = None
+    """The consumer's error stage (``load``, ``run``, ...) when the job failed."""
 
     @property
     def steady_median_s(self) -> float | None:
@@ -57,6 +62,7 @@ class Cell(CellOutcome):
             "steady_median_s": self.steady_median_s,
             "steady_s": self.steady_s,
             "outputs": [o.as_dict() for o in self.outputs],
+            "stage": self.stage,
         }
 
 
@@ -65,6 +71,20 @@ def apply_expectation(cell: Cell, expectation: Expectation | None) -> Cell:
         return cell
     if expectation.kind == "skip":
         cell.status, cell.message = "skip", expectation.reason
+    elif expectation.kind == "incompatible":
+        if cell.status == "error" and cell.stage == (expectation.stage or "load"):
+            cell.status = "incompatible"
+            cell.message = f"predicted: {expectation.reason} — observed: {cell.message}"
+        elif cell.status in ("pass", "fail"):
+            cell.status = "xpass"  # the predictor is wrong: it must be fixed, not absorbed
+            cell.message = f"predicted not to load ({expectation.reason}) but it loaded and ran" + (
+                f": {cell.message}" if cell.message else ""
+            )
+        else:
+            cell.message = (
+                f"predicted not to load ({expectation.reason}), but failed otherwise: "
+                f"{cell.message}"
+            )
     elif cell.status == "pass":
         cell.status = "xpass"
         cell.message = f"expected to fail ({expectation.reason}) but passed: remove the declaration"

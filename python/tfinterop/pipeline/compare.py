@@ -22,9 +22,12 @@ def compare_job(
     record: JobRecord | None,
     failure: str | None,
     planned: plan_format.Job | None = None,
+    runtime: str | None = None,
 ) -> Cell:
     """The cell of one job. ``planned`` is the job as the consumer got it: its outputs must be
     the plan's files (else whatever file the record names is compared, even the reference).
+    ``runtime`` is the TensorFlow the consumer ran on (None: the pinned one), for the
+    fixture's per-runtime tolerances.
     A record or file that breaks the contract makes an ``error`` cell naming the rule."""
     cell = Cell(ref.fixture, ref.case.format, ref.label, consumer, "error")
     if record is None:
@@ -35,6 +38,7 @@ def compare_job(
     cell.steady_s = list(record.steady_s)
     if not record.ok:
         cell.message = record.failure_text()
+        cell.stage = record.stage
         return cell
     if ref.reference_problem:
         cell.message = f"ran, but there is nothing to compare with: {ref.reference_problem}"
@@ -44,7 +48,7 @@ def compare_job(
     messages = []
     broken = False
     for expected_entry in ref.case.outputs:
-        tolerance = ref.tolerance_for(expected_entry.key)
+        tolerance = ref.tolerance_for(expected_entry.key, runtime)
         expected = tensors.read_tensor(ref.directory / expected_entry.file, expected_entry.dtype)
         produced = written.get(expected_entry.key)
         if produced is None:

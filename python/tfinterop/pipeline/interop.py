@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .build import build_consumers
-from .cases import export_cases
+from .cases import ExportedCases, export_cases
 from .cells import Cell, failed
 from .environment import environment_record
 from .events import Reporter, SilentReporter
@@ -42,9 +42,7 @@ def run_interop(settings: InteropSettings, progress: Reporter | None = None) -> 
     progress = progress or SilentReporter()
     timings = dict(settings.timings)
     consumers = settings.consumers
-    exported = export_cases(
-        settings.fixtures, settings.run.build_dir / "exports", consumers, progress
-    )
+    exported = _export(settings, progress)
     timings["export_s"] = exported.seconds
 
     run_settings = settings.run
@@ -69,3 +67,25 @@ def run_interop(settings: InteropSettings, progress: Reporter | None = None) -> 
         )
     timings["run_and_compare_s"] = time.perf_counter() - started
     return RunResult(exported.cells + cells, run_settings, consumer_info, runs, timings)
+
+
+def _export(settings: InteropSettings, progress: Reporter) -> ExportedCases:
+    """The pinned TensorFlow's exports, or (``--export-tf``) each asked-for TensorFlow's."""
+    exports = settings.run.build_dir / "exports"
+    if not settings.exporters:
+        return export_cases(settings.fixtures, exports, settings.consumers, progress)
+    from ..runtimes import pinned_runtime
+    from .export_tf import export_cases_with
+
+    result = ExportedCases()
+    for exporter in settings.exporters:
+        if exporter.version == pinned_runtime():
+            part = export_cases(settings.fixtures, exports, settings.consumers, progress)
+        else:
+            part = export_cases_with(
+                exporter, settings.fixtures, settings.run.build_dir, settings.consumers, progress
+            )
+        result.refs += part.refs
+        result.cells += part.cells
+        result.seconds += part.seconds
+    return result

@@ -28,6 +28,7 @@ from .cases import CaseRef, applicable, cell_expectation
 from .cells import Cell, apply_expectation
 from .compare import compare_job
 from .plan import build_plan
+from .predict import predict_runtimes
 from .settings import RunSettings
 
 RUNS_KEPT = 3
@@ -97,7 +98,7 @@ def run_consumer(
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                env=child_environment(environment),
+                env=child_environment({**environment, **consumer.process_environment()}),
                 start_new_session=True,  # so a timeout can kill the consumer's whole group
             )
         except OSError as exc:
@@ -115,6 +116,7 @@ def run_consumer(
     run.wall_s = time.perf_counter() - started
     run.returncode = None if timed_out else returncode
     _read_results(run, results_path)
+    _check_runtime(run, consumer)
     if timed_out or returncode not in (0, 1):
         run.failure = ProcessFailure(
             command, returncode, timed_out, file_tail(stderr_path), timeout_s
@@ -122,6 +124,19 @@ def run_consumer(
     elif returncode == 1 and not any(job.status == "error" for job in run.jobs.values()):
         run.protocol_errors.append("exited 1 without reporting a failed job")
     return run
+
+
+def _check_runtime(run: ConsumerRun, consumer: Consumer) -> None:
+    """A consumer bound to a runtime must report that runtime's ``TF_Version()``: otherwise
+    its numbers belong to another TensorFlow (e.g. an RPATH, which LD_LIBRARY_PATH cannot
+    override, pinned the library it was built with)."""
+    reported = run.info.get("tf_version")
+    if consumer.runtime is not None and reported is not None and reported != consumer.runtime:
+        run.protocol_errors.append(
+            f"asked to run on TensorFlow {consumer.runtime}, it reported TensorFlow {reported} "
+            "(its program does not load the C API from LD_LIBRARY_PATH)"
+        )
+        run.jobs.clear()  # every job's numbers came from the wrong runtime: none is compared
 
 
 def _read_results(run: ConsumerRun, path: Path) -> None:
@@ -161,6 +176,10 @@ def run_consumers(
 
     Returns the cells; per consumer, what it reported about itself (binding, TF version,
     peak RSS, wall time); and the runs themselves (their records)."""
+    # Before anything runs: what each bound runtime is predicted not to load (predict.py).
+    unpredicted = predict_runtimes(
+        refs, [c for c in consumers if not settings.unavailable(c)], settings.build_dir
+    )
     runs_root = settings.runs_dir or settings.build_dir / "runs"
     runs_root.mkdir(parents=True, exist_ok=True)
     _prune_runs(runs_root)
@@ -229,6 +248,10 @@ def run_consumers(
             "max_rss_kb": run.done.max_rss_kb,
             "wall_s": round(run.wall_s, 3),
         }
+        if consumer.runtime is not None:
+            consumer_info[consumer.name]["runtime"] = consumer.runtime
+            if consumer.runtime in unpredicted:
+                consumer_info[consumer.name]["not_predicted"] = unpredicted[consumer.runtime]
         failure = run.problem()
         for ref in (r for r in refs if applicable(consumer, r)):
             expectation = cell_expectation(consumer, ref)
@@ -241,7 +264,12 @@ def run_consumers(
                 )
                 continue
             cell = compare_job(
-                ref, consumer.name, run.jobs.get(ref.job_id), failure, planned.get(ref.job_id)
+                ref,
+                consumer.name,
+                run.jobs.get(ref.job_id),
+                failure,
+                planned.get(ref.job_id),
+                consumer.runtime,
             )
             cells.append(apply_expectation(cell, expectation))
     return cells, consumer_info, {r.consumer: r for r in runs}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..consumers import Consumer
+from ..exporters import Exporter
 
 
 def default_jobs() -> int:
@@ -56,5 +57,9 @@ class InteropSettings:
     fixtures: FixtureSelection
     consumers: list[Consumer]
     build: bool = True
+    exporters: list[Exporter] = field(default_factory=list)
+    """``--export-tf``: export with these TensorFlows (each in its own environment) instead
+    of the pinned one, whose consumers then run the exports (the pinned version among them
+    is the ordinary export). Empty: the pinned TensorFlow exports."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent before this process (``install_s`` from nox), shown with the stages'."""

@@ -21,6 +21,7 @@ STATUS_STYLE = {
     "error": "bold red",
     "skip": "yellow",
     "xfail": "cyan",
+    "incompatible": "blue",
     "xpass": "bold magenta",
 }
 

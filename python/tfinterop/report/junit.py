@@ -19,7 +19,7 @@ def _cell_seconds(row: dict[str, Any]) -> float:
 def render_junit(doc: dict[str, Any]) -> str:
     """One testcase per cell: classname ``fixture.format``, name ``consumer/signature``.
 
-    fail and xpass are <failure>, error is <error>, skip and xfail are <skipped> with the
+    fail and xpass are <failure>, error is <error>, skip, xfail and incompatible are <skipped> with the
     reason, so any CI lists the failures natively."""
     doc = normalized(doc)
     rows = doc.get("rows") or []
@@ -30,7 +30,7 @@ def render_junit(doc: dict[str, Any]) -> str:
         "tests": str(len(rows)),
         "failures": str(counts["fail"] + counts["xpass"]),
         "errors": str(counts["error"]),
-        "skipped": str(counts["skip"] + counts["xfail"]),
+        "skipped": str(counts["skip"] + counts["xfail"] + counts["incompatible"]),
         "time": f"{total_time:.3f}",
     }
     suites = ET.Element("testsuites", attributes)
@@ -65,7 +65,7 @@ def render_junit(doc: dict[str, Any]) -> str:
         elif status == "error":
             error = ET.SubElement(case, "error", {"message": first_line, "type": "error"})
             error.text = message
-        elif status in ("skip", "xfail"):
+        elif status in ("skip", "xfail", "incompatible"):
             ET.SubElement(case, "skipped", {"message": f"{status}: {message}"})
         elif status != "pass":
             ET.SubElement(

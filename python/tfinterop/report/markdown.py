@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ..pipeline.cells import FAILING, STATUSES
+from ..pipeline.cells import DECLARED, FAILING, STATUSES
 from .document import cell_name, error_text, normalized, write_text
 
 MARKDOWN_MESSAGE_CHARS = 4000
@@ -20,6 +20,7 @@ STATUS_MARK = {
     "error": "💥",
     "skip": "⏭️",
     "xfail": "⚠️",
+    "incompatible": "🚫",
     "xpass": "❗",
 }
 
@@ -103,9 +104,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"… and {len(failures) - MARKDOWN_PROBLEMS_SHOWN} more (see the HTML/JUnit report)",
                 "",
             ]
-    declared = [r for r in rows if r.get("status") in ("skip", "xfail")]
+    declared = [r for r in rows if r.get("status") in DECLARED]
     if declared:
-        lines += ["<details><summary>Skipped and expected failures</summary>", ""]
+        lines += [
+            "<details><summary>Skipped, expected failures and incompatible runtimes</summary>",
+            "",
+        ]
         for row in declared[:MARKDOWN_PROBLEMS_SHOWN]:
             reason = str(row.get("message") or "")[:MARKDOWN_REASON_CHARS]
             lines.append(f"- {row.get('status')} {_md_cell(cell_name(row))}: {_md_cell(reason)}")

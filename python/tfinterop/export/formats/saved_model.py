@@ -27,14 +27,19 @@ def export_saved_model(
     saved_model_dir = out / SAVED_MODEL_DIR
     if spec.saved_model_writer is not None:
         spec.saved_model_writer(str(saved_model_dir))
-    elif isinstance(spec.module, keras.Model):
+    elif isinstance(spec.module, keras.Model) and _export_archive(keras) is not None:
         # tf.saved_model.save of a Keras 3 model reloads in Python but fails in the C API
         # ("Could not find variable ..."); Keras' own ExportArchive writes a usable one.
-        archive = keras.export.ExportArchive()
+        # Keras 2 before 2.13 (TensorFlow 2.12, `interop --export-tf`) has none, and needs
+        # none: its models are tf.Modules that tf.saved_model.save writes as the C API loads.
+        archive = _export_archive(keras)()
         archive.track(spec.module)
         for signature_key, signature in spec.signatures.items():
             archive.add_endpoint(name=signature_key, fn=signature.function)
-        archive.write_out(str(saved_model_dir), verbose=False)
+        # Keras 3 prints a summary unless told not to; Keras 2 (TensorFlow < 2.16, under
+        # `interop --export-tf`) has no such argument.
+        quiet = {"verbose": False} if "verbose" in _parameters(archive.write_out) else {}
+        archive.write_out(str(saved_model_dir), **quiet)
     else:
         tf.saved_model.save(
             spec.module,
@@ -42,6 +47,16 @@ def export_saved_model(
             signatures={k: s.function.get_concrete_function() for k, s in spec.signatures.items()},
         )
     return _saved_model_cases(fixture, spec, saved_model_dir, input_entries, output_entries, out)
+
+
+def _export_archive(keras: Any) -> Any:
+    return getattr(getattr(keras, "export", None), "ExportArchive", None)
+
+
+def _parameters(function: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(function).parameters)
 
 
 def _saved_model_cases(

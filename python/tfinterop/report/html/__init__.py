@@ -18,7 +18,7 @@ from . import plots
 TEMPLATE = "report.html.j2"
 VALUE_CHARS = 80
 """Worst-element values (e.g. long strings) are cut to this many characters."""
-SEVERITY = {"fail": 0, "error": 0, "xpass": 0, "xfail": 1, "skip": 2, "pass": 3}
+SEVERITY = {"fail": 0, "error": 0, "xpass": 0, "xfail": 1, "incompatible": 1, "skip": 2, "pass": 3}
 """Order of the cell details: what needs a fix first; failing ones are also opened."""
 OPENED = frozenset({"fail", "error", "xpass"})
 _KNOWN_KEYS = {

@@ -28,6 +28,7 @@ STATUS_COLOR = {
     "error": "#82071e",
     "skip": "#8c959f",
     "xfail": "#bf8700",
+    "incompatible": "#0550ae",
     "xpass": "#8250df",
 }
 CONSUMER_COLORS = ("#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e", "#57606a")
