@@ -95,22 +95,49 @@ def build_matrix(rows: list[dict[str, Any]]) -> Matrix:
     return matrix
 
 
+def _runtime_groups(columns: list[str]) -> list[list[str]]:
+    """Columns by runtime: the reference-like ones (no runtime) first, then one group each."""
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        groups.setdefault(column.partition("@")[2], []).append(column)
+    return list(groups.values())
+
+
+def _width(matrix: Matrix, column: str) -> int:
+    texts = [matrix.text(row, column)[0] for row in matrix.rows]
+    return max([len(t) for t in texts] + [len(p) for p in column.split("@")]) + 3
+
+
 def render_matrix(rows: list[dict[str, Any]], console: Console) -> None:
+    """The matrix as console tables; runtimes that do not fit the console's width side by
+    side go to the next table (the row labels and reference columns repeat), never cut."""
     matrix = build_matrix(rows)
-    table = Table(title="tfinterop compat: worst |diff| vs the pinned Python reference")
-    for heading in ("fixture", "format", "signature"):
-        table.add_column(heading, no_wrap=True)
-    for column in matrix.columns:
-        family, _, runtime = column.partition("@")
-        table.add_column(f"{family}\n{runtime}" if runtime else family, no_wrap=True)
-    for row in matrix.rows:
-        rendered = []
-        for column in matrix.columns:
-            text, status = matrix.text(row, column)
-            style = STATUS_STYLE.get(status, "")
-            rendered.append(f"[{style}]{text}[/]" if style and text else text)
-        table.add_row(*row, *rendered)
-    console.print(table)
+    groups = _runtime_groups(matrix.columns)
+    fixed = groups.pop(0) if groups and "@" not in groups[0][0] else []
+    labels = [max(len(part) for part in parts) + 3 for parts in zip(*matrix.rows, strict=True)]
+    room = console.width - sum(labels) - sum(_width(matrix, c) for c in fixed) - 4
+    chunks: list[list[str]] = [[]]
+    for group in groups:
+        need = sum(_width(matrix, c) for c in group)
+        if chunks[-1] and sum(_width(matrix, c) for c in chunks[-1]) + need > room:
+            chunks.append([])
+        chunks[-1] += group
+    for number, chunk in enumerate(chunks, start=1):
+        part = f" ({number}/{len(chunks)})" if len(chunks) > 1 else ""
+        table = Table(title=f"tfinterop compat{part}: worst |diff| vs the pinned Python reference")
+        for heading in ("fixture", "format", "signature"):
+            table.add_column(heading, no_wrap=True)
+        for column in [*fixed, *chunk]:
+            family, _, runtime = column.partition("@")
+            table.add_column(f"{family}\n{runtime}" if runtime else family, no_wrap=True)
+        for row in matrix.rows:
+            rendered = []
+            for column in [*fixed, *chunk]:
+                text, status = matrix.text(row, column)
+                style = STATUS_STYLE.get(status, "")
+                rendered.append(f"[{style}]{text}[/]" if style and text else text)
+            table.add_row(*row, *rendered)
+        console.print(table)
     for line in matrix.problems():
         console.print(line, markup=False, highlight=False)
 
