@@ -215,6 +215,10 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         on_warning=lambda text: console.print(Text("warning: ", style="bold yellow") + Text(text)),
     )
     render_table(result.cells, console)
+    if any(c.runtime is not None for c in consumers):  # --runtime: the matrix too
+        from ..report.matrix import render_matrix
+
+        render_matrix([c.as_dict() for c in result.cells], console)
     for line in notes(result):
         head, _, rest = line.partition(": ")
         console.print(Text(f"{head}: ", style="dim") + Text(rest))

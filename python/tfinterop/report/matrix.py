@@ -124,7 +124,7 @@ def render_matrix(rows: list[dict[str, Any]], console: Console) -> None:
         chunks[-1] += group
     for number, chunk in enumerate(chunks, start=1):
         part = f" ({number}/{len(chunks)})" if len(chunks) > 1 else ""
-        table = Table(title=f"tfinterop compat{part}: worst |diff| vs the pinned Python reference")
+        table = Table(title=f"runtime matrix{part}: worst |diff| vs the pinned Python reference")
         for heading in ("fixture", "format", "signature"):
             table.add_column(heading, no_wrap=True)
         for column in [*fixed, *chunk]:
