@@ -53,6 +53,8 @@ DECLARED_XFAILS = {
             ("binary_strings", "frozen", "binary", rust): "not valid UTF-8",
             ("binary_strings", "saved_model", "binary", rust): "not valid UTF-8",
             ("keras3_save_trap", "saved_model", "serving_default", rust): "Could not find variable",
+            ("new_op", "frozen", "decode_webp", rust): "not valid UTF-8",
+            ("new_op", "saved_model", "decode_webp", rust): "not valid UTF-8",
             **{
                 ("tf1_tags", "saved_model", signature, rust): "not valid UTF-8"
                 for signature in ("regress", "classify", "regress@serve,gpu", "classify@serve,gpu")

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ..consumers import Consumer, by_name, on_runtimes
+from ..consumers import ALL_CONSUMERS, Consumer, by_name, on_runtimes
 from ..errors import UserError
 from ..exporters import Exporter
 from ..paths import default_build_dir, default_fixtures_dir
@@ -102,7 +102,7 @@ def run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="consumers",
         metavar="NAME",
-        help="only these consumers (python, rust, c, tflite)",
+        help="only these consumers (" + ", ".join(c.name for c in ALL_CONSUMERS) + ")",
     )
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the machine-readable report here"

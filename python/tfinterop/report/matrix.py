@@ -122,8 +122,8 @@ def render_matrix(rows: list[dict[str, Any]], console: Console) -> None:
         if chunks[-1] and sum(_width(matrix, c) for c in chunks[-1]) + need > room:
             chunks.append([])
         chunks[-1] += group
-    for number, chunk in enumerate(chunks, start=1):
-        part = f" ({number}/{len(chunks)})" if len(chunks) > 1 else ""
+    for index, chunk in enumerate(chunks, start=1):
+        part = f" ({index}/{len(chunks)})" if len(chunks) > 1 else ""
         table = Table(title=f"runtime matrix{part}: worst |diff| vs the pinned Python reference")
         for heading in ("fixture", "format", "signature"):
             table.add_column(heading, no_wrap=True)
