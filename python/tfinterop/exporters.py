@@ -16,21 +16,17 @@ code (an installed copy would be).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
 
+from .cached_install import cache_root, install_once, run_step, uv
+from .cached_install import disk_usage as cached_disk_usage
 from .errors import UserError
-from .process import tail_lines
-from .runtimes import DISTRIBUTION, INSTALL_TIMEOUT_S, TAIL, cache_root, resolve_versions
+from .runtimes import DISTRIBUTION, resolve_versions
 
 STAMP = ".tfinterop-exporter"
 """Written last into a finished environment: its content is ``stamp(version)``."""
@@ -121,33 +117,15 @@ def _path_digest(package: Path) -> str:
     return hashlib.sha256(str(package).encode()).hexdigest()[:16]
 
 
-@contextmanager
-def _locked(version: str) -> Iterator[None]:
-    root = exporters_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{version}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # a second run asking for it waits, then reuses it
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _uv() -> str | None:
-    """uv next to this interpreter (the nox environments have it), else on PATH."""
-    beside = Path(sys.executable).parent / "uv"
-    return str(beside) if beside.is_file() else shutil.which("uv")
-
-
 def _commands(target: Path, version: str) -> list[list[str]]:
     python = str(target / "bin" / "python")
-    uv = _uv()
+    found = uv()
     # Byte-compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI images) every
     # `import tensorflow` would otherwise compile its ~2,500 modules again (see noxfile.py).
-    if uv:  # links TensorFlow from uv's cache: a second environment costs no copy
+    if found:  # links TensorFlow from uv's cache: a second environment costs no copy
         return [
-            [uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(target)],
-            [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python,
+            [found, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(target)],
+            [found, "pip", "install", "--quiet", "--compile-bytecode", "--python", python,
              *requirements(version)],
         ]  # fmt: skip
     return [
@@ -167,60 +145,23 @@ def ensure_exporter(exporter: Exporter) -> bool:
     """Make ``exporter``'s environment unless it is there; returns whether this call made it.
 
     Raises ExporterInstallError with the failing command, its status and last lines."""
-    if exporter.installed():
-        return False
-    with _locked(exporter.version):
-        if exporter.installed():  # another run made it while this one waited
-            return False
-        final = exporter.directory
-        staging = final.with_name(f".{final.name}.staging{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            for command in _commands(staging, exporter.version):
-                _run(command, exporter.version)
-            checked = _run([str(staging / "bin" / "python"), "-c", CHECK], exporter.version)
-            if checked.strip().splitlines()[-1:] != [exporter.version]:
-                raise ExporterInstallError(
-                    f"the TensorFlow {exporter.version} exporter imports TensorFlow "
-                    f"{checked.strip()!r}"
-                )
-            (staging / STAMP).write_text(_stamp(exporter.version))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        shutil.rmtree(final, ignore_errors=True)  # a damaged earlier environment
-        os.replace(staging, final)  # atomic: others see all of it or nothing
-        return True
+    what = f"making the TensorFlow {exporter.version} exporter environment"
 
+    def populate(staging: Path) -> None:
+        for command in _commands(staging, exporter.version):
+            run_step(command, what, ExporterInstallError)
+        python = str(staging / "bin" / "python")
+        checked = run_step([python, "-c", CHECK], what, ExporterInstallError)
+        if checked.strip().splitlines()[-1:] != [exporter.version]:
+            raise ExporterInstallError(
+                f"the TensorFlow {exporter.version} exporter imports TensorFlow {checked.strip()!r}"
+            )
+        (staging / STAMP).write_text(_stamp(exporter.version))
 
-def _run(command: list[str], version: str) -> str:
-    what = f"making the TensorFlow {version} exporter environment"
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise ExporterInstallError(
-            f"{what} timed out after {INSTALL_TIMEOUT_S:g}s: {' '.join(command)}"
-        ) from None
-    except OSError as exc:
-        raise ExporterInstallError(f"{what} failed: {' '.join(command)}: {exc}") from None
-    if done.returncode != 0:
-        raise ExporterInstallError(
-            f"{what} failed (exit {done.returncode}): {' '.join(command)}: "
-            f"{tail_lines(done.stderr + done.stdout, TAIL)}"
-        )
-    return done.stdout
+    return install_once(exporter.directory, lambda _: exporter.installed(), populate)
 
 
 def disk_usage(exporter: Exporter) -> tuple[int, int]:
     """(bytes of the environment's files, bytes of those not hard-linked from elsewhere, i.e.
     what it costs beyond uv's cache)."""
-    total = own = 0
-    for path in exporter.directory.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            stat = path.stat()
-            total += stat.st_size
-            if stat.st_nlink == 1:
-                own += stat.st_size
-    return total, own
+    return cached_disk_usage(exporter.directory)

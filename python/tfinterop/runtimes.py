@@ -11,17 +11,12 @@ once per machine, under a lock so that concurrent runs share it and never see ha
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,28 +25,18 @@ from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from .cached_install import cache_root, install_once, run_step, uv
+from .cached_install import disk_usage as cached_disk_usage
 from .errors import UserError
-from .process import tail_lines
 from .tfenv import CC_LIBRARY, FRAMEWORK_LIBRARY, find_tensorflow
 
 DISTRIBUTION = "tensorflow-cpu"
 INDEX_URL = "https://pypi.org/simple"
 VERSIONS_MAX_AGE_S = 24 * 3600.0
-INSTALL_TIMEOUT_S = 1800.0
-TAIL = 8
 
 
 class RuntimeInstallError(UserError):
     """A runtime could not be installed: only that runtime's cells report it."""
-
-
-def cache_root() -> Path:
-    """tfinterop's per-user cache (``TFINTEROP_CACHE_DIR``, else ``$XDG_CACHE_HOME/tfinterop``)."""
-    configured = os.environ.get("TFINTEROP_CACHE_DIR")
-    if configured:
-        return Path(configured).resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "tfinterop"
 
 
 def runtimes_dir() -> Path:
@@ -191,23 +176,11 @@ def resolve_versions(requested: list[str]) -> list[Runtime]:
     return [runtime(v) for v in sorted(wanted, key=_version_key)]
 
 
-@contextmanager
-def _locked(version: str) -> Iterator[None]:
-    root = runtimes_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{version}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # a second run asking for it waits, then reuses it
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _installer(target: Path, version: str) -> list[str]:
     requirement = f"{DISTRIBUTION}=={version}"
-    uv = shutil.which("uv")
-    if uv:  # links from uv's cache: a second project, or a reinstall, costs no download
-        return [uv, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable,
+    found = uv()
+    if found:  # links from uv's cache: a second project, or a reinstall, costs no download
+        return [found, "pip", "install", "--quiet", "--no-deps", "--python", sys.executable,
                 "--target", str(target), requirement]  # fmt: skip
     return [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
             "--target", str(target), requirement]  # fmt: skip
@@ -217,48 +190,25 @@ def ensure_installed(rt: Runtime) -> bool:
     """Install ``rt`` unless it is there; returns whether this call installed it.
 
     Raises RuntimeInstallError with the installer's command, status and last lines."""
-    if rt.pinned or rt.installed():
+    if rt.pinned:
         return False
-    with _locked(rt.version):
-        if rt.installed():  # another run installed it while this one waited
-            return False
-        final = rt.directory
-        staging = final.with_name(f".{final.name}.staging{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        command = _installer(staging, rt.version)
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
-            )
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeInstallError(
-                f"installing TensorFlow {rt.version} timed out after {INSTALL_TIMEOUT_S:g}s: "
-                f"{' '.join(command)}"
-            ) from None
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            tail = tail_lines(done.stderr + done.stdout, TAIL)
-            raise RuntimeInstallError(
-                f"installing TensorFlow {rt.version} failed (exit {done.returncode}): "
-                f"{' '.join(command)}: {tail}"
-            )
+
+    def populate(staging: Path) -> None:
+        run_step(
+            _installer(staging, rt.version),
+            f"installing TensorFlow {rt.version}",
+            RuntimeInstallError,
+        )
         libraries = staging / "tensorflow"
         absent = [lib for lib in (CC_LIBRARY, FRAMEWORK_LIBRARY) if not (libraries / lib).is_file()]
         if absent:
-            shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeInstallError(
                 f"the {DISTRIBUTION} {rt.version} wheel has no {', '.join(absent)}"
             )
-        shutil.rmtree(final, ignore_errors=True)  # a damaged earlier install
-        os.replace(staging, final)  # atomic: others see all of it or nothing
-        return True
+
+    return install_once(rt.directory, lambda _: rt.installed(), populate)
 
 
-def disk_usage(rt: Runtime) -> int:
-    """Bytes of the installed runtime (files hard-linked from uv's cache count once there)."""
-    total = 0
-    for path in rt.directory.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            total += path.stat().st_size
-    return total
+def disk_usage(rt: Runtime) -> tuple[int, int]:
+    """(bytes of the installed runtime, bytes not hard-linked from uv's cache)."""
+    return cached_disk_usage(rt.directory)

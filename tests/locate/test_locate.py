@@ -137,7 +137,10 @@ def test_large_graphs_are_spread_evenly(frozen_cells) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--format", "tflite"], "capability fetches_tensors"),
+        (
+            ["--format", "tflite", "-c", "c"],
+            "c cannot be located: no capability fetches_tflite_tensors",
+        ),
         (["--format", "frozen", "-c", "tflite"], "tflite cannot be located: no capability"),
         (
             ["--format", "saved_model", "--signature", "serving_defalt"],
@@ -205,3 +208,39 @@ def test_reduce_of_a_real_divergence_writes_a_repro_that_fails_on_its_own(
     assert repro["graph_nodes"] <= 5 and "the repro fails on its own" in result.stdout
     first = json.loads(report.read_text())["consumers"]["c"]["first_divergence"]
     assert first["node"] == repro["node"]
+
+
+def test_a_runtime_skew_is_located_and_reduced(build_dir: Path, tmp_path: Path, run_cli) -> None:
+    """pow_module on TensorFlow 2.12.0's C API against the pinned reference: the Pow kernel
+    itself computes differently (2 of 16 elements, ulps apart), found in C and Rust alike,
+    and the 3-node repro fails on its own with the same runtime."""
+    from tfinterop.runtimes import pinned_runtime
+
+    report = tmp_path / "locate.json"
+    result = run_cli(
+        "locate", "-f", "pow_module", "--format", "frozen", "-c", "c", "-c", "rust",
+        "--runtime", "2.12.0", "--atol", "0", "--rtol", "0", "--build-dir", str(build_dir),
+        "--json", str(report),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr  # it diverges
+    consumers = json.loads(report.read_text())["consumers"]
+    assert set(consumers) == {"c@2.12.0", "rust@2.12.0"}
+    for found in consumers.values():
+        assert (found["first_divergence"]["node"], found["first_divergence"]["op"]) == (
+            "pow", "Pow",
+        )  # fmt: skip
+    same = run_cli(
+        "locate", "-f", "pow_module", "--format", "frozen", "-c", "c",
+        "--runtime", pinned_runtime(), "--atol", "0", "--rtol", "0",
+        "--build-dir", str(build_dir), "--json", str(tmp_path / "pinned.json"),
+    )  # fmt: skip
+    assert same.returncode == 0, same.stdout  # the pinned runtime agrees everywhere
+    reduced = run_cli(
+        "reduce", "-f", "pow_module", "--format", "frozen", "-c", "c", "--runtime", "2.12.0",
+        "--atol", "0", "--rtol", "0", "--build-dir", str(build_dir), "--no-build",
+        "--out", str(tmp_path / "repro"), "--json", str(tmp_path / "reduce.json"),
+    )  # fmt: skip
+    assert reduced.returncode == 0, reduced.stdout + reduced.stderr
+    repro = json.loads((tmp_path / "reduce.json").read_text())["repro"]
+    assert repro["reproduces"] and repro["op"] == "Pow" and repro["graph_nodes"] <= 5
+    assert "--runtime 2.12.0" in " ".join(repro["command"])

@@ -52,16 +52,6 @@ def _command(settings: BenchSettings, kind: str, report: Path) -> list[str]:
     return command
 
 
-def _hard_linked_bytes(directory: Path) -> int:
-    total = 0
-    for path in directory.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            info = path.stat()
-            if info.st_nlink > 1:
-                total += info.st_size
-    return total
-
-
 def time_runtime(settings: BenchSettings, console: Any) -> dict[str, Any]:
     runtime = Runtime(RUNTIME, False)
     ensure_installed(runtime)  # downloads the wheel into uv's cache once, if it is not there
@@ -103,7 +93,7 @@ def time_runtime(settings: BenchSettings, console: Any) -> dict[str, Any]:
     median = {kind: statistics.median(values) for kind, values in walls.items()}
     added_warm = [w - p for w, p in zip(walls["warm"], walls["pinned"], strict=True)]
     added_first = [f - w for f, w in zip(walls["first"], walls["warm"], strict=True)]
-    size = disk_usage(runtime)
+    size, own = disk_usage(runtime)
     return {
         "runtime": RUNTIME,
         "pinned": pinned_runtime(),
@@ -117,7 +107,7 @@ def time_runtime(settings: BenchSettings, console: Any) -> dict[str, Any]:
         "first_met": statistics.median(added_first) <= FIRST_RUN_TARGET_S,
         "statuses": statuses,
         "disk_bytes": size,
-        "hard_linked_bytes": _hard_linked_bytes(runtime.directory),
+        "hard_linked_bytes": size - own,
     }
 
 

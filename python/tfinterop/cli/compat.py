@@ -82,7 +82,6 @@ def model_options(text: str, build_dir: Path) -> CheckOptions:
 def cmd_compat(args: argparse.Namespace, console: Console) -> int:
     from ..compat import DEFAULT_RUNTIMES, CompatSettings, run_compat
     from ..consumers import REFERENCE, RUNTIME_SWAP, by_name, on_runtimes
-    from ..report import document
     from ..report.matrix import render_matrix
     from ..runtimes import pinned_runtime, resolve_versions
 
@@ -106,19 +105,12 @@ def cmd_compat(args: argparse.Namespace, console: Console) -> int:
     render_matrix(rows, console)
     for error in result.model_errors:
         console.print(f"[red]model not checked:[/] {error}")
-    console.print(
-        "time: "
-        + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in result.timings.items()),
-        markup=False,
+    options.finish_run(
+        args,
+        console,
+        result.cells,
+        result.environment(),
+        result.timings,
+        {"runtimes": [r.version for r in runtimes]},
     )
-    if args.json or args.html or args.junit or args.markdown:
-        doc = document(
-            result.cells,
-            result.environment(),
-            {
-                "timings": {k: round(v, 3) for k, v in result.timings.items()},
-                "runtimes": [r.version for r in runtimes],
-            },
-        )
-        options.write_report_files(args, doc, console)
     return options.EXIT_FAILURES if result.failed else 0

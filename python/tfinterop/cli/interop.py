@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     environment = options.apply_environment(args.onednn)
-    from ..report import document, render_table
+    from ..report import render_table
 
     timings: dict[str, float] = {}
     try:  # set by `nox -s interop`: the environment set-up before this process started
@@ -52,23 +52,13 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     )
     result = run_interop(settings, make_reporter())
     render_table(result.cells, console)
-    console.print(
-        "time: "
-        + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in result.timings.items()),
-        markup=False,
+    exporters = [e.version for e in settings.exporters]
+    options.finish_run(
+        args,
+        console,
+        result.cells,
+        result.environment(),
+        result.timings,
+        {"exporters": exporters} if exporters else None,
     )
-    if args.json or args.html or args.junit or args.markdown:
-        doc = document(
-            result.cells,
-            result.environment(),
-            {
-                "timings": {k: round(v, 3) for k, v in result.timings.items()},
-                **(
-                    {"exporters": [e.version for e in settings.exporters]}
-                    if settings.exporters
-                    else {}
-                ),
-            },
-        )
-        options.write_report_files(args, doc, console)
     return options.EXIT_FAILURES if result.failed else 0

@@ -149,6 +149,28 @@ def report_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def finish_run(
+    args: argparse.Namespace,
+    console: Console,
+    cells: list[Any],
+    environment: dict[str, Any],
+    timings: dict[str, float],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """After a run's table: its stage timings, then the report files asked for, all from
+    one document (``extra`` adds top-level keys, e.g. the runtimes or exporters)."""
+    console.print(
+        "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items()),
+        markup=False,
+    )
+    if args.json or args.html or args.junit or args.markdown:
+        from ..report import document
+
+        rounded = {k: round(v, 3) for k, v in timings.items()}
+        doc = document(cells, environment, {"timings": rounded, **(extra or {})})
+        write_report_files(args, doc, console)
+
+
 def write_report_files(args: argparse.Namespace, doc: dict[str, Any], console: Console) -> None:
     """--json/--html/--junit/--markdown, whichever were given, all from one document."""
     from ..report import write_reports

@@ -11,6 +11,7 @@ from ..formats import FROZEN, SAVED_MODEL, TFLITE
 from ..runtimes import Runtime
 from .base import (
     FETCHES_TENSORS,
+    FETCHES_TFLITE_TENSORS,
     INSTRUCTION_PROFILE,
     KERNEL_REGISTRY,
     LEAK_CHECK,
@@ -31,7 +32,7 @@ from .rust import RustConsumer
 from .tflite import TFLiteConsumer
 
 __all__ = [
-    "ALL_CONSUMERS", "FETCHES_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
+    "ALL_CONSUMERS", "FETCHES_TENSORS", "FETCHES_TFLITE_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
     "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "RUNTIME_SWAP", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
     "buildable", "by_name", "first_with", "on_runtimes", "with_capability",
@@ -100,7 +101,7 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
     TFLiteConsumer(
         "tflite",
         "LiteRT interpreter (ai_edge_litert, else tf.lite.Interpreter) on .tflite conversions",
-        frozenset({TFLITE, RESOLVES_SIGNATURES, PNG_INPUT}),
+        frozenset({TFLITE, RESOLVES_SIGNATURES, PNG_INPUT, FETCHES_TFLITE_TENSORS}),
     ),
 )
 

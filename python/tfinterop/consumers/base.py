@@ -27,6 +27,10 @@ loader, which the tensorflow crate uses too)."""
 FETCHES_TENSORS = "fetches_tensors"
 """Fetches and feeds any tensor of a frozen graph by name, not only the signature's
 (``tfinterop locate`` compares every intermediate tensor and feeds a node's inputs)."""
+FETCHES_TFLITE_TENSORS = "fetches_tflite_tensors"
+"""In ``tflite`` jobs, an output may name any tensor of the interpreter's main subgraph by
+index (``#N``), not only the signature's: the interpreter keeps every intermediate tensor
+(``tfinterop locate --format tflite`` maps them onto the frozen graph's nodes)."""
 REFERENCE = "reference"
 """TensorFlow's own Python runtime: ``check`` compares every other consumer with it."""
 INSTRUCTION_PROFILE = "instruction_profile"

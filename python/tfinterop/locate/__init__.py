@@ -12,7 +12,11 @@ that only carries an upstream difference.
 - ``locate``: the runs and the comparisons;
 - ``result``: typed results, the console summary and the JSON document;
 - ``reduce``: the first node that computes differently by itself, as a self-contained
-  repro (``tfinterop reduce``).
+  repro (``tfinterop reduce``), and the confirming ``check`` run both kinds of repro share;
+- ``failing`` and ``ddmin``: ``reduce --fail-regex``, the smallest subgraph on which a
+  consumer's job still fails with a matching error (delta debugging over node sets);
+- ``model``: ``locate MODEL``, any SavedModel or GraphDef prepared as ``check`` prepares it
+  (a SavedModel signature frozen first).
 """
 
 from __future__ import annotations

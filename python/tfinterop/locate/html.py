@@ -67,8 +67,11 @@ def render_html(result: LocateResult) -> str:
                          "<th>max |diff|</th></tr>")  # fmt: skip
             for isolated in location.isolated:
                 worst = "-" if isolated.max_abs is None else f"{isolated.max_abs:.3g}"
+                op = isolated.op + (
+                    f" ({isolated.consumer_op} alone)" if isolated.consumer_op else ""
+                )
                 parts.append(
-                    f"<tr><td>{escape(isolated.node)}</td><td>{escape(isolated.op)}</td>"
+                    f"<tr><td>{escape(isolated.node)}</td><td>{escape(op)}</td>"
                     f"<td>{escape(isolated.verdict)}</td><td>{worst}</td></tr>"
                 )
             parts.append("</table>")

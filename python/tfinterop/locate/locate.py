@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compare import compare
@@ -128,6 +128,19 @@ def _run_all(settings: LocateSettings, tensors: list[str], tag: str) -> _Fetch:
     reference, _ = _job(runs[0], ALL_JOB)
     outputs = {o.tensor: o for o in reference.outputs} if reference else {}
     return _Fetch(keyed, planned, outputs)
+
+
+def reference_values(
+    settings: LocateSettings, tensors: list[str], tag: str
+) -> tuple[dict[str, str], str]:
+    """The reference's values of ``tensors`` on the case's inputs, in one run: tensor -> the
+    file holding it (those it wrote), and why the run failed ("" when it did not)."""
+    fetch = _run_all(replace(settings, consumers=[]), tensors, tag)
+    record, failure = _job(fetch.runs["reference"], ALL_JOB)
+    if record is None:
+        return {}, failure
+    written = {o.tensor for o in record.outputs}
+    return {t: f for t, f in fetch.planned["reference"].items() if t in written}, ""
 
 
 def _job(run: ConsumerRun, job_id: str) -> tuple[JobRecord | None, str]:
@@ -303,8 +316,8 @@ def locate(settings: LocateSettings) -> LocateResult:
     )  # fmt: skip
     if settings.cell_format and settings.cell_format != settings.ref.case.format:
         result.notes.append(
-            f"the {settings.cell_format} cell is located on the frozen graph the exporter wrote "
-            "for the same signature (the same concrete function, variables folded)"
+            f"the {settings.cell_format} cell is located on the frozen graph of the same "
+            "signature (the same concrete function, variables folded)"
         )
     fetchable = {node.name for node in graph.nodes}
     for name in settings.nodes:

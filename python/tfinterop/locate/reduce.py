@@ -14,8 +14,10 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,53 @@ class Repro:
             *(f"  {note}" for note in self.notes),
         ]
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory), "node": self.node, "op": self.op,
+            "graph_nodes": self.graph_nodes, "command": self.command,
+            "reproduces": self.reproduces, "notes": self.notes,
+        }  # fmt: skip
+
+
+def npz_arrays(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays for ``np.savez`` without pickles: a string tensor becomes ``KEY`` int64 lengths
+    plus ``KEY.bytes`` uint8, as ``check --inputs/--expected`` read it (exact bytes)."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in values.items():
+        if value.dtype.kind in "OSU":
+            flat = tensors.as_bytes_array(value).reshape(-1)
+            out[key] = np.array([len(v) for v in flat], dtype="<i8").reshape(value.shape)
+            out[key + tensors.BYTES_SUFFIX] = np.frombuffer(b"".join(flat), dtype=np.uint8)
+        else:
+            out[key] = value
+    return out
+
+
+def confirm(
+    repro: Repro,
+    reproduced: Callable[[dict[str, Any]], bool],
+    extra: Sequence[str] = (),
+    describe: Callable[[str], str] = lambda message: message,
+) -> None:
+    """Run the repro's ``tfinterop check`` command (plus ``extra``, e.g. ``--save-fixture``)
+    and set ``repro.reproduces``: some row of its report is ``reproduced``."""
+    report = repro.directory / "check.json"
+    report.unlink(missing_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tfinterop", *repro.command[1:], *extra, "--json", str(report)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    repro.check_output = done.stdout[-4000:] + done.stderr[-2000:]
+    if done.returncode not in (0, 1) or not report.exists():
+        repro.notes.append(f"check exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        return
+    rows = json.loads(report.read_text())["rows"]
+    found = [r for r in rows if reproduced(r)]
+    repro.reproduces = bool(found)
+    if found:
+        message = " ".join(describe(found[0]["message"]).split())
+        repro.notes.append(f"check: {found[0]['status']}: {message[:300]}")
+
 
 def _suspect(location: ConsumerLocation) -> Isolated:
     if location.status == "agrees":
@@ -70,9 +119,11 @@ def reduce_location(
     location: ConsumerLocation,
     out: Path,
     check_arguments: list[str],
+    confirm_arguments: Sequence[str] = (),
 ) -> Repro:
     """Write the repro of ``location``'s first node that computes differently, and run its
-    ``check`` command (``check_arguments``: consumer, tolerance, oneDNN) to confirm it."""
+    ``check`` command (``check_arguments``: consumer, tolerance, oneDNN; plus
+    ``confirm_arguments`` in that run only) to confirm it."""
     from tensorflow.core.framework import graph_pb2
 
     suspect = _suspect(location)
@@ -109,8 +160,8 @@ def reduce_location(
     expected = {
         tensor: tensors.read_tensor(path) for tensor, path in suspect.reference_files.items()
     }
-    np.savez(out / "inputs.npz", allow_pickle=False, **inputs)
-    np.savez(out / "reference.npz", allow_pickle=False, **expected)
+    np.savez(out / "inputs.npz", allow_pickle=False, **npz_arrays(inputs))
+    np.savez(out / "reference.npz", allow_pickle=False, **npz_arrays(expected))
     command = [
         "tfinterop", "check", str(out / "model.pb"), "--inputs", str(out / "inputs.npz"),
         "--expected", str(out / "reference.npz"),
@@ -125,21 +176,12 @@ def reduce_location(
         "values (inputs.npz), the reference's outputs (reference.npz).\n\n"
         f"```\n{shlex.join(command)}\n```\n"
     )
-    report = out / "check.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "tfinterop", *command[1:], "--json", str(report)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    repro.check_output = done.stdout[-4000:] + done.stderr[-2000:]
-    if done.returncode not in (0, 1) or not report.exists():
-        repro.notes.append(f"check exited {done.returncode}: {done.stderr.strip()[-300:]}")
-        return repro
-    rows = json.loads(report.read_text())["rows"]
     # Reproduced: the consumer's row against the reference's outputs fails on its own.
-    failing = [r for r in rows if r["consumer"] == location.consumer and r["status"] == "fail"]
-    repro.reproduces = bool(failing)
-    if failing:
-        repro.notes.append(f"check: {failing[0]['message'][:300]}")
+    confirm(
+        repro,
+        lambda row: row["consumer"] == location.consumer and row["status"] == "fail",
+        list(confirm_arguments),
+    )
     return repro
 
 

@@ -25,6 +25,21 @@ class TensorComparison:
     max_rel: float | None = None
     problem: str = ""
     """What kept the values from being compared (shape, dtype, unreadable), if anything."""
+    consumer_op: str = ""
+    consumer_tensor: str = ""
+    """The located consumer's own op and tensor compared with ``tensor``, when its tensors
+    are not the graph's (a TFLite interpreter's, ``locate/tflite.py``); empty otherwise."""
+    mapping: str = ""
+    """How that tensor was mapped onto ``tensor`` (by name, by value, ambiguous...)."""
+
+
+CONSUMER_FIELDS = ("consumer_op", "consumer_tensor", "mapping")
+"""Fields set only when the consumer's tensors are mapped onto the graph's (left out of the
+JSON otherwise, so a frozen-graph result reads as before)."""
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    return {k: v for k, v in asdict(item).items() if k not in CONSUMER_FIELDS or v}
 
 
 @dataclass
@@ -41,6 +56,8 @@ class Isolated:
     """Fed tensor -> the file of its reference value (``reduce`` builds its repro from them)."""
     reference_files: dict[str, str] = field(default_factory=dict, repr=False)
     """The node's output tensors -> the reference's values."""
+    consumer_op: str = ""
+    """The consumer's own op run alone, when it is not the graph's node (a TFLite op)."""
 
 
 @dataclass
@@ -53,6 +70,11 @@ class ConsumerLocation:
     isolated: list[Isolated] = field(default_factory=list)
     fetch_effect: str = ""
     """Whether the final outputs were the same with and without the extra fetches."""
+    mapping: dict[str, Any] = field(default_factory=dict)
+    """How the consumer's own tensors were mapped onto the graph's (a TFLite interpreter's):
+    counts, the unmapped and ambiguous ones; empty when its tensors are the graph's."""
+    notes: list[str] = field(default_factory=list)
+    """Lines the console shows under the consumer's result (the mapping, the isolation)."""
 
     @property
     def first_divergence(self) -> TensorComparison | None:
@@ -60,8 +82,12 @@ class ConsumerLocation:
 
     @property
     def worst(self) -> TensorComparison | None:
-        """The tensor with the largest relative error (what a passing cell reports)."""
+        """The tensor with the largest relative error (what a passing cell reports); without
+        any (integer tensors have none), the largest absolute one."""
         scored = [t for t in self.tensors if t.max_rel is not None and math.isfinite(t.max_rel)]
+        if not scored:
+            absolute = [t for t in self.tensors if t.max_abs is not None]
+            return max(absolute, key=lambda t: t.max_abs or 0.0, default=None)
         return max(scored, key=lambda t: t.max_rel or 0.0, default=None)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,10 +104,13 @@ class ConsumerLocation:
                 "tensor": first.tensor,
                 "max_abs": first.max_abs,
                 "max_rel": first.max_rel,
+                **{k: v for k, v in _fields(first).items() if k in CONSUMER_FIELDS},
             },
-            "isolated": [asdict(i) for i in self.isolated],
+            "isolated": [_fields(i) for i in self.isolated],
             "fetch_effect": self.fetch_effect,
-            "tensors": [asdict(t) for t in self.tensors],
+            **({"mapping": self.mapping} if self.mapping else {}),
+            **({"notes": self.notes} if self.notes else {}),
+            "tensors": [_fields(t) for t in self.tensors],
         }
 
 
@@ -123,6 +152,10 @@ def _error(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def summary_lines(result: LocateResult) -> list[str]:
     """The console summary: per consumer, the first divergence, its suspects, the error
     growth from the first diverging node to the graph's end."""
@@ -150,15 +183,22 @@ def summary_lines(result: LocateResult) -> list[str]:
         else:
             diverging = [t for t in loc.tensors if not t.passed]
             last = loc.tensors[-1]
+            mapped = (
+                f"; {first.consumer_op} {_short(first.consumer_tensor)}, mapped {first.mapping}"
+                if first.consumer_tensor
+                else ""
+            )
             lines.append(
                 f"{loc.consumer}: first divergence at {first.node} ({first.op}, node "
-                f"{first.index}): {first.problem or f'max |diff| {_error(first.max_abs)}, max rel {_error(first.max_rel)}'}; "
+                f"{first.index}{mapped}): {first.problem or f'max |diff| {_error(first.max_abs)}, max rel {_error(first.max_rel)}'}; "
                 f"{len(diverging)} of {len(loc.tensors)} tensors diverge; at the last fetched "
                 f"({last.node}) max rel {_error(last.max_rel)}"
             )
+        lines += [f"  {note}" for note in loc.notes]
         for isolated in loc.isolated:
+            alone = f"; {isolated.consumer_op} alone" if isolated.consumer_op else ""
             lines.append(
-                f"  isolated {isolated.node} ({isolated.op}): {isolated.verdict}"
+                f"  isolated {isolated.node} ({isolated.op}{alone}): {isolated.verdict}"
                 + (
                     f" (max |diff| {_error(isolated.max_abs)} with the reference's inputs fed)"
                     if isolated.max_abs is not None

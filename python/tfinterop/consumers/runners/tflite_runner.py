@@ -6,6 +6,11 @@ Uses ``ai_edge_litert`` (LiteRT, the interpreter's new home) when it is installe
 signature key, and the plan's TENSOR names are checked against the model's own. The inputs
 are set once; the run timers cover ``invoke()`` alone (docs/consumer-contract.md, "Timing").
 
+An output whose TENSOR is ``#N`` (capability ``fetches_tflite_tensors``) is the interpreter's
+tensor N of the main subgraph, any intermediate: a job naming one builds its interpreter
+with ``experimental_preserve_all_tensors`` so every tensor still holds its value after
+``invoke()`` (``tfinterop locate --format tflite``).
+
 Run as ``python -m tfinterop.consumers.runners.tflite_runner --plan PLAN --results RESULTS``.
 """
 
@@ -68,6 +73,15 @@ def _canonical(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
+def _tensor_index(entry: plan_format.PlanTensor) -> int | None:
+    """N of an output ``#N`` (an interpreter tensor by index), None for a signature output."""
+    if not entry.tensor.startswith("#"):
+        return None
+    if not entry.tensor[1:].isdigit():
+        raise JobError("resolve", f"output {entry.key!r}: {entry.tensor!r} is not #INDEX")
+    return int(entry.tensor[1:])
+
+
 def _make_prepare(plan: plan_format.Plan) -> Prepare:
     interpreter_class, _, _ = _interpreter_class()
     threads = plan.intra_op_threads or None
@@ -75,10 +89,16 @@ def _make_prepare(plan: plan_format.Plan) -> Prepare:
     def prepare(job: plan_format.Job) -> Runner:
         if job.format != "tflite":
             raise JobError("load", f"this consumer loads tflite models, not {job.format}")
+        by_index = {e.key: i for e in job.outputs if (i := _tensor_index(e)) is not None}
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-                interpreter = interpreter_class(model_path=job.model, num_threads=threads)
+                # tf.lite.Interpreter's deprecation notice; LiteRT's "debugging only" notice
+                # about preserving every tensor
+                warnings.simplefilter("ignore")
+                interpreter = interpreter_class(
+                    model_path=job.model, num_threads=threads,
+                    experimental_preserve_all_tensors=bool(by_index),
+                )  # fmt: skip
         except Exception as exc:
             raise JobError("load", str(exc).strip().splitlines()[-1] or repr(exc)) from None
         signatures = list(interpreter.get_signature_list())
@@ -112,7 +132,18 @@ def _make_prepare(plan: plan_format.Plan) -> Prepare:
             entry.key: read_input(entry, _dtype_name(lookup("input", entry)["dtype"]))
             for entry in job.inputs
         }
-        outputs = {entry.key: lookup("output", entry)["index"] for entry in job.outputs}
+        outputs = {
+            entry.key: lookup("output", entry)["index"]
+            for entry in job.outputs
+            if entry.key not in by_index
+        }
+        count = len(interpreter.get_tensor_details())
+        for key, index in by_index.items():
+            if index >= count:
+                raise JobError(
+                    "resolve", f"output {key!r}: #{index}, but the model has {count} tensors"
+                )
+            outputs[key] = index
         inputs = {key: found["index"] for key, found in details["input"].items()}
         if sorted(feeds) != sorted(inputs):
             raise JobError(
