@@ -4,14 +4,15 @@ on it, and what a user gets when a runtime does not exist or cannot be installed
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tfinterop.runtimes import Runtime, ensure_installed, pinned_runtime, runtimes_dir
+from tfinterop.runtimes import Runtime, pinned_runtime, runtimes_dir
 
 OLD = "2.12.0"
 """The oldest tensorflow-cpu wheel with the C API for Python 3.11 (also what `compat` runs)."""
@@ -61,18 +62,24 @@ def test_a_failed_install_marks_only_its_own_cells(run_cli, tmp_path: Path) -> N
     assert not (cache / "runtimes" / "2.14.0").exists()  # nothing half-installed is left
 
 
-def _install(cache: str) -> bool:
-    os.environ["TFINTEROP_CACHE_DIR"] = cache
-    return ensure_installed(Runtime(OLD, False))
+INSTALL = (
+    "from tfinterop.runtimes import Runtime, ensure_installed; "
+    f"print(ensure_installed(Runtime({OLD!r}, False)))"
+)
 
 
 def test_concurrent_runs_share_one_install(tmp_path: Path) -> None:
     """Two processes asking for the same runtime at once: one installs, the other waits for
     the lock and reuses it; neither sees half of it, no staging directory is left."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(2) as pool:
-        installed = pool.map(_install, [str(tmp_path)] * 2)
-    assert sorted(installed) == [False, True]
+    env = {**os.environ, "TFINTEROP_CACHE_DIR": str(tmp_path)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", INSTALL], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    installed = [process.communicate(timeout=900)[0].strip() for process in processes]
+    assert sorted(installed) == ["False", "True"], installed
     os.environ["TFINTEROP_CACHE_DIR"] = str(tmp_path)
     try:
         assert Runtime(OLD, False).installed()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..consumers import KERNEL_REGISTRY, first_with
+from ..consumers import KERNEL_REGISTRY, LOCATE_TIMED, first_with
 from ..pipeline.cases import CaseRef
 from .render import write_measurement
 from .settings import BenchSettings
@@ -35,6 +35,8 @@ def _command(kind: str, build_dir: Path, work: Path, consumer: str) -> list[str]
     ]  # fmt: skip
     if kind == "reduce":
         common += ["-c", consumer, "--out", str(work / "repro")]
+    else:  # the consumers the target is stated for (registry LOCATE_TIMED)
+        common += [a for name in LOCATE_TIMED for a in ("-c", name)]
     return [sys.executable, "-m", "tfinterop", kind, *common]
 
 
@@ -98,8 +100,8 @@ def locate_line(figures: dict[str, Any]) -> str:
     found = figures["outcome"].get("locate", {}).get("first_divergence") or {}
     repro = figures["outcome"].get("reduce", {}).get("reproduces")
     return (
-        f"`tfinterop locate`/`reduce` on {figures['case']} (every fetchable tensor, oneDNN on in "
-        f"the located consumers, {figures['runs']} alternating runs each, fresh processes): "
+        f"`tfinterop locate`/`reduce` on {figures['case']} (every fetchable tensor; locate in "
+        f"{', '.join(LOCATE_TIMED)} against the reference, oneDNN on in the located consumers, {figures['runs']} alternating runs each, fresh processes): "
         + "; ".join(parts)
         + f"; first divergence {', '.join(f'{k}: {v}' for k, v in found.items()) or 'none'}; "
         f"repro fails on its own: {repro}."

@@ -33,7 +33,7 @@ from .tflite import TFLiteConsumer
 
 __all__ = [
     "ALL_CONSUMERS", "FETCHES_TENSORS", "FETCHES_TFLITE_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
-    "LEAK_CHECK", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
+    "LEAK_CHECK", "LOCATE_TIMED", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "RUNTIME_SWAP", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
     "buildable", "by_name", "first_with", "on_runtimes", "with_capability",
 ]  # fmt: skip
@@ -113,6 +113,10 @@ LATENCY_RATIOS: tuple[tuple[str, str, float | None], ...] = (
 )
 """(numerator, denominator, target) p50 latency ratios `tfinterop bench` reports, against the
 targets of issue "Performance" (None: reported, no target)."""
+
+LOCATE_TIMED: tuple[str, ...] = ("rust", "c")
+"""The consumers `tfinterop bench` times `locate` with (against the reference): the issue's
+target is stated for C and Rust (crate 0.17) against Python."""
 
 PER_RUN_GAPS: tuple[tuple[str, str, float], ...] = (("rust", "c", 5e-6),)
 """(consumer, baseline, limit in seconds): the per-run p50 difference `tfinterop bench`
