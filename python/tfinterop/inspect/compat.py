@@ -48,7 +48,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..formats import FROZEN, SAVED_MODEL
-from .graphdef import GRAPH, called_functions, tensor_parts
+from .graphdef import GRAPH, call_closure, tensor_parts
 from .kernels import CPU_DEVICES, Registry
 
 C_API = "c_api"
@@ -396,20 +396,6 @@ class _Scope:
     @property
     def main(self) -> bool:
         return self.where == GRAPH
-
-
-def _call_closure(nodes: Iterable[Any], functions: dict[str, Any]) -> set[str]:
-    library = set(functions)
-    seen: set[str] = set()
-    pending = [f for node in nodes for f in called_functions(node, library)]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in functions[name].node_def:
-            pending.extend(called_functions(node, library) - seen)
-    return seen
 
 
 def _input_node(edge: str) -> str:
@@ -795,11 +781,11 @@ class _Checker:
         graph_def = self.source.graph_def
         functions = {f.signature.name: f for f in graph_def.library.function}
         library = set(functions)
-        reachable = _call_closure(graph_def.node, functions)
+        reachable = call_closure(graph_def.node, functions)
         nodes = {node.name: node for node in graph_def.node}
         roots = self.source.roots
         executed_nodes = [nodes[n] for n in _closure(nodes, roots)] if roots else graph_def.node
-        executed = _call_closure(executed_nodes, functions)
+        executed = call_closure(executed_nodes, functions)
         consumed = _consumed_outputs(graph_def.node, ())
         for node in graph_def.node:
             self.check_node(node, _Scope(GRAPH), library, consumed)

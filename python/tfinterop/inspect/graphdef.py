@@ -165,6 +165,21 @@ def called_functions(node: Any, library: set[str]) -> set[str]:
     return called & library
 
 
+def call_closure(nodes: Iterable[Any], functions: dict[str, Any]) -> set[str]:
+    """Every library function ``nodes`` call, directly or through other functions."""
+    library = set(functions)
+    seen: set[str] = set()
+    pending = [f for node in nodes for f in called_functions(node, library)]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in functions[name].node_def:
+            pending.extend(called_functions(node, library) - seen)
+    return seen
+
+
 def _function_ops(
     names: Iterable[str], functions: dict[str, Any], uses: dict[str, set[str]], seen: set[str]
 ) -> None:

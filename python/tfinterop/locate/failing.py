@@ -33,7 +33,7 @@ from .. import tensors
 from ..consumers import Consumer
 from ..contract import plan as plan_format
 from ..errors import UserError
-from ..inspect.graphdef import called_functions, load_graph_def, tensor_parts
+from ..inspect.graphdef import call_closure, load_graph_def, tensor_parts
 from ..pipeline.run import run_consumer
 from .ddmin import Budget, ddmin
 from .graph import GraphTensors, read_graph
@@ -329,18 +329,7 @@ class FailureTester:
 def _copy_reachable_functions(source: Any, kept: frozenset[str], graph: Any) -> None:
     """Only the library functions the kept nodes call, directly or through other functions."""
     functions = {f.signature.name: f for f in source.library.function}
-    library = set(functions)
-    pending = [
-        f for node in source.node if node.name in kept for f in called_functions(node, library)
-    ]
-    seen: set[str] = set()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in functions[name].node_def:
-            pending.extend(called_functions(node, library))
+    seen = call_closure((node for node in source.node if node.name in kept), functions)
     graph.library.function.extend(f for f in source.library.function if f.signature.name in seen)
     names = {f.signature.name for f in graph.library.function}
     graph.library.gradient.extend(g for g in source.library.gradient if g.function_name in names)

@@ -123,6 +123,14 @@ class ExportedCases:
     seconds: float = 0.0
 
 
+def selected_fixtures(selection: FixtureSelection) -> list[Fixture | BrokenFixture]:
+    """The fixtures a selection names (all in its directory by default), its shard only."""
+    from ..fixtures import load_fixtures, shard_fixtures
+
+    loaded = load_fixtures(selection.directory, selection.names)
+    return shard_fixtures(loaded, *selection.shard) if selection.shard else loaded
+
+
 def export_cases(
     selection: FixtureSelection,
     exports_dir: Path,
@@ -131,13 +139,10 @@ def export_cases(
 ) -> ExportedCases:
     """Load the selected fixtures, export them (content-cached), list their cases."""
     from ..export import export_fixtures
-    from ..fixtures import load_fixtures, shard_fixtures
 
     started = time.perf_counter()
     result = ExportedCases()
-    loaded = load_fixtures(selection.directory, selection.names)
-    if selection.shard:
-        loaded = shard_fixtures(loaded, *selection.shard)
+    loaded = selected_fixtures(selection)
     fixtures = [f for f in loaded if not isinstance(f, BrokenFixture)]
     for broken in (f for f in loaded if isinstance(f, BrokenFixture)):
         result.cells += broken_fixture_cells(broken, consumers)

@@ -26,7 +26,7 @@ from ..exporters import Exporter, ensure_exporter, package_path
 from ..fixtures import BrokenFixture, Fixture
 from ..manifest import Manifest
 from ..process import tail_lines
-from .cases import ExportedCases, cases_from_manifest, exported_label
+from .cases import ExportedCases, cases_from_manifest, exported_label, selected_fixtures
 from .cells import Cell, error_cells
 from .events import Reporter, SilentReporter, Stage
 from .settings import FixtureSelection
@@ -44,13 +44,10 @@ def export_cases_with(
 ) -> ExportedCases:
     """The selected fixtures exported by ``exporter`` (content-cached), as cases and cells."""
     from ..export import cache_key, cached_manifest, export_environment
-    from ..fixtures import load_fixtures, shard_fixtures
 
     started = time.perf_counter()
     result = ExportedCases()
-    loaded = load_fixtures(selection.directory, selection.names)
-    if selection.shard:
-        loaded = shard_fixtures(loaded, *selection.shard)
+    loaded = selected_fixtures(selection)
 
     def label(name: str) -> str:
         return exported_label(name, exporter.version)
