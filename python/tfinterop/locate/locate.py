@@ -15,6 +15,7 @@ frozen graph the exporter wrote for the same signature).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,8 +103,12 @@ def _plan(
     return plan, files
 
 
-def _run_all(settings: LocateSettings, tensors: list[str], tag: str) -> _Fetch:
-    """The reference and every located consumer on the fetching plan, in parallel."""
+def run_everyone(
+    settings: LocateSettings, tag: str, plan_for: Callable[[int, Path], plan_format.Plan]
+) -> list[ConsumerRun]:
+    """The reference (position 0) and every located consumer, in parallel, each on
+    ``plan_for(position, its work directory)``; the located ones get the consumer-only
+    environment (``--onednn``)."""
     everyone = [settings.reference, *settings.consumers]
 
     def run(item: tuple[int, Consumer]) -> ConsumerRun:
@@ -111,15 +116,19 @@ def _run_all(settings: LocateSettings, tensors: list[str], tag: str) -> _Fetch:
         # The reference may also be located (another environment): separate directories.
         label = "reference" if position == 0 else f"{position}-{consumer.name}"
         work = settings.work_dir / tag / safe_file_name(label)
-        plan, _ = _plan(settings, tensors, work)
         extra = {} if position == 0 else settings.consumer_environment
         return run_consumer(
-            consumer, plan, work, settings.run.build_dir, timeout_s=settings.run.timeout_s,
-            environment={**settings.run.environment, **extra},
+            consumer, plan_for(position, work), work, settings.run.build_dir,
+            timeout_s=settings.run.timeout_s, environment={**settings.run.environment, **extra},
         )  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=max(1, settings.run.jobs)) as pool:
-        runs = list(pool.map(run, enumerate(everyone)))
+        return list(pool.map(run, enumerate(everyone)))
+
+
+def _run_all(settings: LocateSettings, tensors: list[str], tag: str) -> _Fetch:
+    """The reference and every located consumer on the fetching plan, in parallel."""
+    runs = run_everyone(settings, tag, lambda _, work: _plan(settings, tensors, work)[0])
     keyed = {"reference": runs[0], **{str(i + 1): r for i, r in enumerate(runs[1:])}}
     planned = {
         key: {o.tensor: o.file for o in run.plan.jobs[0].outputs} if run.plan else {}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import re
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from ..pipeline.compare import read_output
 from ..pipeline.run import ConsumerRun, run_consumer
 from ..tensors import safe_file_name
 from .graph import GraphTensors, read_graph
-from .locate import LocateSettings, _job
+from .locate import LocateSettings, _job, run_everyone
 from .result import (
     CARRIES_UPSTREAM,
     COMPUTES_DIFFERENTLY,
@@ -625,21 +624,11 @@ def locate_tflite(settings: LocateSettings, case: Case | None = None) -> LocateR
                                              inputs=inputs, outputs=outputs))  # fmt: skip
         return plan
 
-    everyone = [settings.reference, *settings.consumers]
-
-    def run(item: tuple[int, Consumer]) -> ConsumerRun:
-        position, consumer = item
-        label = "reference" if position == 0 else f"{position}-{consumer.name}"
-        work = settings.work_dir / "fetch" / safe_file_name(label)
-        plan = reference_plan(work) if position == 0 else dump_plan(work)
-        extra = {} if position == 0 else settings.consumer_environment
-        return run_consumer(
-            consumer, plan, work, settings.run.build_dir, timeout_s=settings.run.timeout_s,
-            environment={**settings.run.environment, **extra},
-        )  # fmt: skip
-
-    with ThreadPoolExecutor(max_workers=max(1, settings.run.jobs)) as pool:
-        runs = list(pool.map(run, enumerate(everyone)))
+    runs = run_everyone(
+        settings,
+        "fetch",
+        lambda position, work: reference_plan(work) if position == 0 else dump_plan(work),
+    )
     record, failure = _job(runs[0], ALL_JOB)
     if record is None:
         result.locations = [
