@@ -27,14 +27,7 @@ def add_parser(sub: Any) -> None:
         help="the runtime matrix: fixtures and models x TensorFlow runtimes x native consumers",
     )
     options.fixture_options(compat)
-    compat.add_argument(
-        "--runtime",
-        action="append",
-        dest="runtimes",
-        metavar="VERSION",
-        help="tensorflow-cpu runtime to run the C and Rust consumers on (repeatable; default: "
-        "2.12.0, 2.15.1, 2.18.1 and the pinned one)",
-    )
+    options.runtime_option(compat, "2.12.0, 2.15.1, 2.18.1 and the pinned one")
     compat.add_argument(
         "--consumer",
         "-c",

@@ -76,14 +76,14 @@ def shard(value: str) -> tuple[int, int]:
     return shard
 
 
-def runtime_option(parser: argparse.ArgumentParser) -> None:
+def runtime_option(parser: Any, default: str = "the pinned wheel") -> None:
     parser.add_argument(
         "--runtime",
         action="append",
         dest="runtimes",
         metavar="VERSION",
         help="run the C and Rust consumers against this tensorflow-cpu wheel's C API "
-        "(repeatable; installed once into the user cache; default: the pinned wheel)",
+        f"(repeatable; installed once into the user cache; default: {default})",
     )
 
 
