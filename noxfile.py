@@ -89,7 +89,7 @@ def compat(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The pytest suite (builds the consumers first; the end-to-end tests need them)."""
     install_project(session)
-    session.run("tfinterop", "build")
+    session.run("tfinterop", "build", "--all")  # the tests run the opt-in consumers too
     session.run("pytest", *(session.posargs or ["-n", "2"]))
 
 

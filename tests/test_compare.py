@@ -234,3 +234,48 @@ def test_tolerance_must_be_finite_and_non_negative(atol: float, rtol: float) -> 
     # NaN would fail identical arrays, inf would pass anything: refuse them where they are given.
     with pytest.raises(UserError, match=r"^tolerances must be finite numbers >= 0, got atol="):
         Tolerance(atol=atol, rtol=rtol)
+
+
+def _verdict_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((6, 5)).astype(np.float32)
+    nan_e = base.copy()
+    nan_e[1, 2] = np.nan
+    nan_a = nan_e.copy()
+    nan_a[3, 3] = np.nan
+    inf_e = base.copy()
+    inf_e[0, 0] = np.inf
+    zeros = base.copy()
+    zeros[2, :] = 0.0
+    complex_e = (base + 1j * base[::-1]).astype(np.complex64)
+    return [
+        (base, base.copy()),
+        (base + np.float32(1e-6), base),
+        (zeros + np.float32(1e-7), zeros),
+        (nan_e.copy(), nan_e),
+        (nan_a, nan_e),
+        (inf_e.copy(), inf_e),
+        (-inf_e, inf_e),
+        (base.astype(np.float16), base.astype(np.float16) + np.float16(0.01)),
+        (complex_e * np.complex64(1 + 1e-6), complex_e),
+        (np.arange(12, dtype=np.int64), np.arange(12, dtype=np.int64)[::-1].copy()),
+        (np.array([True, False]), np.array([True, True])),
+        (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("tolerance", [Tolerance(atol=0.0, rtol=0.0), Tolerance(1e-6, 1e-5)])
+def test_verdict_only_comparison_agrees_with_the_full_one(case: int, tolerance: Tolerance) -> None:
+    """``locate``'s cheap comparison must reach the full comparison's verdict and figures."""
+    actual, expected = _verdict_cases()[case]
+    full = compare("x", actual, expected, tolerance)
+    quick = compare("x", actual, expected, tolerance, diagnose=False)
+    assert (quick.passed, quick.mismatches, quick.problems) == (
+        full.passed,
+        full.mismatches,
+        full.problems,
+    )
+    assert quick.max_abs == full.max_abs
+    assert quick.max_rel == full.max_rel
+    assert quick.histogram is None and quick.worst == [] and quick.min_atol is None

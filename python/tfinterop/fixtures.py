@@ -14,7 +14,7 @@ import importlib.util
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -422,15 +422,24 @@ class BrokenFixture:
     error: str
 
 
+def _shown(path: Path, directories: list[Path]) -> str:
+    """A fixture file as messages name it: its name, its path once there are several dirs."""
+    return path.name if len(directories) == 1 else str(path)
+
+
 def load_fixtures(
-    directory: Path, names: Iterable[str] | None = None
+    directory: Path | Sequence[Path], names: Iterable[str] | None = None
 ) -> list[Fixture | BrokenFixture]:
-    """Execute every ``*.py`` in ``directory`` (not starting with ``_``) and collect fixtures."""
-    if not directory.is_dir():
-        raise UserError(f"fixtures directory {directory} does not exist")
+    """Execute every ``*.py`` in ``directory`` (or each of several, in order; not starting
+    with ``_``) and collect fixtures. Names are unique across all the directories."""
+    directories = [directory] if isinstance(directory, Path) else list(directory)
+    for each in directories:
+        if not each.is_dir():
+            raise UserError(f"fixtures directory {each} does not exist")
     found: list[Fixture | BrokenFixture] = []
     seen: dict[str, Path] = {}
-    for path in sorted(directory.glob("*.py")):
+    files = [path for each in directories for path in sorted(each.glob("*.py"))]
+    for path in files:
         if path.name.startswith("_"):
             continue
         module_name = f"tfinterop_fixture_{path.stem}"
@@ -456,8 +465,8 @@ def load_fixtures(
             if item.name in seen:
                 # Which of the two was meant is unknowable: both fail, every other fixture runs.
                 error = (
-                    f"duplicate fixture name {item.name!r} in {path.name} and "
-                    f"{seen[item.name].name}; fixture names must be unique"
+                    f"duplicate fixture name {item.name!r} in {_shown(path, directories)} and "
+                    f"{_shown(seen[item.name], directories)}; fixture names must be unique"
                 )
                 index = next(i for i, f in enumerate(found) if f.name == item.name)
                 found[index] = BrokenFixture(item.name, path, error)

@@ -31,8 +31,8 @@ TF2_HALF_PLUS_TWO = REALWORLD / "tf-serving/saved_model_half_plus_two_tf2_cpu/00
 ADDITION = REALWORLD / "tf-rust/addition.pb"
 REGRESSION = REALWORLD / "tf-rust/regression_savedmodel"
 EXAMPLE_SIGNATURES = ("classify_x_to_y", "regress_x_to_y", "regress_x_to_y2")
-# What `check` compares on a frozen graph or SavedModel: every consumer loading them, both
-# Rust consumers (tensorflow crate 0.17 and 0.21) included.
+# What `check` compares on a frozen graph or SavedModel here: every default consumer loading
+# them and the opt-in crate 0.21 one (both Rust consumers, tensorflow crate 0.17 and 0.21).
 RUST = ("rust", "rust-0.21")
 CHECKED = {"python", *RUST, "c"}
 
@@ -46,7 +46,7 @@ def settings(build_dir: Path) -> RunSettings:
 def check(build_dir: Path, work: Path, path: Path, **options) -> object:
     return run_check(
         CheckOptions(path=path, build_dir=build_dir, work_dir=work, **options),
-        by_name(None),
+        [*by_name(None), *by_name(["rust-0.21"])],
         settings(build_dir),
     )
 
@@ -373,7 +373,7 @@ def test_save_fixture_runs_in_interop(tf2_result, build_dir, tmp_path) -> None:
         runs_dir=tmp_path / "runs",
     )
     cells, _, _ = run_consumers(
-        [c for c in by_name(None) if c.supports("saved_model")],
+        [c for c in by_name([*CHECKED, "tflite"]) if c.supports("saved_model")],
         cases_from_manifest(fixture, outcome.manifest),
         run,
     )

@@ -42,13 +42,13 @@ def test_interop_passes_every_cell_and_writes_json(manifests, build_dir, tmp_pat
     check_catalogue(data["rows"])
 
 
-# Every expected failure of the default set, with a word of the real error it must show.
-# Both Rust consumers (crate 0.17 and 0.21) share the crate's limits.
+# Every expected failure of the default set, with a word of the real error it must show
+# (crate 0.21's consumer is opt-in: tests/consumers/test_crates.py and the compat test run it).
 DECLARED_XFAILS = {
     ("keras3_save_trap", "saved_model", "serving_default", "c"): "Could not find variable",
     **{
         key: word
-        for rust in ("rust", "rust-0.21")
+        for rust in ("rust",)
         for key, word in {
             ("binary_strings", "frozen", "binary", rust): "not valid UTF-8",
             ("binary_strings", "saved_model", "binary", rust): "not valid UTF-8",
@@ -67,7 +67,7 @@ DECLARED_XFAILS = {
 def check_catalogue(rows: list[dict]) -> None:
     """Every fixture x format x signature x consumer that loads the format is a cell, passing
     or exactly the declared expected failures; the other pairs are no cells (not skips)."""
-    from tfinterop.consumers import ALL_CONSUMERS
+    from tfinterop.consumers import by_name
 
     by_cell = {(r["fixture"], r["format"], r["signature"], r["consumer"]): r for r in rows}
     assert len(by_cell) == len(rows), "duplicate cells"
@@ -76,7 +76,7 @@ def check_catalogue(rows: list[dict]) -> None:
         "linear", "mobilenet_v3", "pow_module", "serving_pipeline", "dtypes", "binary_strings",
         "control_flow", "lookup_asset", "tf1_tags", "image_layout", "keras3_save_trap",
     }  # fmt: skip
-    consumers = {c.name: c for c in ALL_CONSUMERS}
+    consumers = {c.name: c for c in by_name(None)}  # the default set, opt-in ones not run
     cases = {(f, fmt, sig) for f, fmt, sig, _ in by_cell}
     applicable = {
         (*case, name) for case in cases for name, c in consumers.items() if c.supports(case[1])

@@ -15,6 +15,7 @@ Modules, one concern each:
   (with callgrind profiles from ``profile``).
 - ``interop_timing``: warm and cold ``interop`` runs timed, the warm run's floor.
 - ``check_timing``: ``check`` against ``saved_model_cli run``.
+- ``sandbox_timing``: what the consumer sandbox adds to a process start and a run.
 - ``render``: the console tables and the committed results (``benchmarks/``).
 - ``command``: the command itself (``run``) and ``rerender`` of a saved results.json.
 """

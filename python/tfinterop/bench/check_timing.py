@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import tensors
-from ..consumers import SAVED_MODEL, with_capability
+from ..consumers import SAVED_MODEL, by_name, with_capability
 from ..pipeline.cases import CaseRef
 from .render import write_measurement
 from .settings import BenchSettings
@@ -29,9 +29,9 @@ from .settings import BenchSettings
 CHECK_OVER_SMC_TARGET = 1.3
 PREFERRED_CASE = ("mobilenet_v3", "saved_model", "serving_default")
 """The model of issue 13's measurement: the MobileNetV3 SavedModel export."""
-# The consumers `check` compares on a SavedModel: every registered one that loads SavedModels
-# (the .tflite interpreter does not), in registry order; today python, rust and c.
-COMPARED = tuple(c.name for c in with_capability(SAVED_MODEL))
+# The consumers `check` compares on a SavedModel by default: every default one that loads
+# SavedModels (the .tflite interpreter does not; opt-in ones are not run), in registry order.
+COMPARED = tuple(c.name for c in with_capability(SAVED_MODEL, by_name(None)))
 
 
 def pick_case(refs: list[CaseRef]) -> CaseRef | None:

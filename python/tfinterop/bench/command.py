@@ -76,7 +76,9 @@ def rerender(settings: BenchSettings, console: Any) -> int:
             f"cannot re-render {source}: not a results.json written by `tfinterop bench` "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    selection = FixtureSelection(settings.fixtures.directory, sorted({r.fixture for r in rows}))
+    selection = FixtureSelection(
+        settings.fixtures.directory, sorted({r.fixture for r in rows}), more=settings.fixtures.more
+    )
     refs = {cell_key(ref): ref for ref in exported_cases(selection, settings.build_dir, [])}
     consumers = {c.name: c for c in registry.ALL_CONSUMERS}
     for row in rows:
@@ -207,6 +209,10 @@ def run(settings: BenchSettings, console: Any, environment: dict[str, str]) -> i
         from .runtime_timing import run as time_runtime
 
         result.interop["runtime"] = time_runtime(settings, console)
+    if settings.sandbox_timing:  # the consumer sandbox's start and per-run cost
+        from .sandbox_timing import run as time_sandbox
+
+        result.interop["sandbox"] = time_sandbox(settings, refs, run_settings, console)
     if settings.check_timing:  # `check` vs `saved_model_cli run`: check_timing.py
         from .check_timing import run as time_check
 

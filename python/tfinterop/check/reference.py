@@ -115,6 +115,7 @@ def reference_run(
             settings.build_dir,
             timeout_s=settings.timeout_s,
             environment=_environment(consumer, settings, options, share),
+            sandbox=settings.sandbox,
         )
     return ReferenceRun(consumer, run, missing, rows, {job.id: job for job in plan.jobs})
 

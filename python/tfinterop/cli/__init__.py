@@ -13,7 +13,9 @@ from collections.abc import Callable
 from rich.console import Console
 
 from .. import __version__
+from ..consumers import register_project
 from ..errors import UserError
+from ..project import load_config
 from . import basic, bench, check, compat, inspect, interop, locate, options
 
 EXIT_INTERNAL = 70
@@ -55,12 +57,20 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        # Before the parser: the project's consumers are among its choices.
+        project = load_config()
+        register_project(project.consumers)
+    except UserError as exc:
+        error_console.print(f"tfinterop: error: {exc}", markup=False)
+        return exc.exit_code
     parser = make_parser()
     args = parser.parse_args(argv)
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     if not console.is_terminal:  # CI logs: 80 columns would truncate the table's cells
         console.width = max(console.width, 160)
-    error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    options.apply_project(args, project)
     options.resolve_build_dir(args)
     try:
         options.check_report_paths(args)

@@ -8,13 +8,16 @@ from typing import Any
 
 from rich.console import Console
 
-from ..consumers import buildable, by_name, on_runtimes
-from ..paths import default_fixtures_dir
+from ..consumers import buildable, by_name, on_runtimes, project_consumers
+from ..errors import UserError
 from . import options
 
 
 def add_parsers(sub: Any) -> None:
-    env = sub.add_parser("env", help="show the TensorFlow wheel the consumers link against")
+    env = sub.add_parser(
+        "env",
+        help="show the TensorFlow wheel the consumers link against, and each setting's origin",
+    )
     env.add_argument("--json", action="store_true", help="print JSON")
     options.common(env)
 
@@ -32,17 +35,37 @@ def add_parsers(sub: Any) -> None:
         choices=[c.name for c in buildable()],
     )  # fmt: skip
     build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    build.add_argument(
+        "--all", action="store_true",
+        help="also the opt-in consumers (default: those interop and check run unless named)",
+    )  # fmt: skip
     options.runtime_option(build)
     options.common(build)
 
 
 def add_report_parser(sub: Any) -> None:
     report = sub.add_parser(
-        "report", help="re-render a saved --json result as HTML, JUnit XML or Markdown"
+        "report",
+        help="re-render a saved --json result as HTML, JUnit XML or Markdown, "
+        "or merge the results of a sharded run (--merge)",
     )
     from pathlib import Path
 
-    report.add_argument("result", type=Path, metavar="RESULT.json", help="from `interop --json`")
+    report.add_argument(
+        "result", type=Path, nargs="?", metavar="RESULT.json", help="from `interop --json`"
+    )
+    report.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="RESULT.json",
+        help="merge these results (the shards of `interop --shard K/N --json`) into one report; "
+        "every shard must be there once, run with the same settings; exit 1 when a merged "
+        "cell fails",
+    )
+    report.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the (merged) JSON result here"
+    )
     options.report_options(report)
     report.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
@@ -64,8 +87,9 @@ def cmd_env(args: argparse.Namespace, console: Console) -> int:
 
     tf = find_tensorflow()
     data = tf.as_dict()
+    settings = _settings(args)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "settings": settings}, indent=2))
         return 0
     pin = tf.pinned or "unknown"
     console.print(f"TensorFlow      {tf.version} ({tf.distribution}; pinned {pin})")
@@ -77,7 +101,43 @@ def cmd_env(args: argparse.Namespace, console: Console) -> int:
     console.print(f"include dir     {tf.include_dir}")
     console.print(f"C flags         {' '.join(tf.c_flags())}")
     console.print(f"link flags      {' '.join(tf.link_flags())}")
+    project = args.project.path or "none (no tfinterop.toml or [tool.tfinterop] found)"
+    console.print(f"project config  {project}", markup=False)
+    for key, entry in settings.items():
+        if key != "config":
+            console.print(f"{key:<18}{entry['value']}  ({entry['from']})", markup=False)
     return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Each setting's value and where it came from: command line, project file,
+    environment, or the built-in default."""
+    from ..check.options import DEFAULT_TOLERANCE
+
+    origins: dict[str, str] = args.origins
+    project = args.project
+    consumers = [c.name for c in by_name(project.default_consumers or None)]
+    tolerance = (
+        f"atol={project.atol:g} rtol={project.rtol:g}"
+        if project.atol is not None and project.rtol is not None
+        else f"per fixture; check: atol={DEFAULT_TOLERANCE.atol:g} rtol={DEFAULT_TOLERANCE.rtol:g}"
+    )
+    values = {
+        "config": str(project.path) if project.path else None,
+        "build-dir": str(args.build_dir),
+        "fixtures": ", ".join(str(p) for p in options.fixture_dirs(args)),
+        "default-consumers": ", ".join(consumers),
+        "runtimes": ", ".join(project.runtimes) or "the pinned wheel",
+        "tolerance": tolerance,
+        "project-consumers": ", ".join(c.name for c in project_consumers()) or "none",
+    }
+    sources = {
+        "project-consumers": project.where("consumer") if project.consumers else "",
+    }
+    return {
+        key: {"value": value, "from": origins.get(key) or sources.get(key) or "default"}
+        for key, value in values.items()
+    }
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
@@ -85,7 +145,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from ..export import export_fixtures
     from ..fixtures import BrokenFixture, load_fixtures
 
-    loaded = load_fixtures(args.fixtures_dir or default_fixtures_dir(), args.fixtures)
+    loaded = load_fixtures(options.fixture_dirs(args), args.fixtures)
     failed = 0
     for broken in [f for f in loaded if isinstance(f, BrokenFixture)]:
         console.print(f"[red]ERROR[/] {broken.name}: {broken.error}")
@@ -110,7 +170,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 def cmd_build(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.build import build_each
 
-    chosen = by_name(args.consumers) if args.consumers else list(buildable())
+    if args.consumers and args.all:
+        raise UserError("--all builds every consumer: drop -c, or drop --all")
+    chosen = buildable(None if args.all else by_name(args.consumers))
     if args.runtimes:
         from ..runtimes import resolve_versions
 
@@ -126,19 +188,30 @@ def cmd_build(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    """Re-render a saved result: the console table, plus any of --html/--junit/--markdown."""
+    """Re-render a saved result, or merge several (``--merge``): the console table, plus any
+    of --json/--html/--junit/--markdown."""
     from ..report import load_document, render_rows
 
-    doc = load_document(args.result)
+    if (args.result is None) == (args.merge is None):
+        raise UserError("give one RESULT.json to re-render, or --merge RESULT.json ... (not both)")
+    if args.merge is None:
+        doc = load_document(args.result)
+        render_rows(doc["rows"], console)
+        options.write_report_files(args, doc, console)
+        return 0
+    from ..report.merge import merge_files
+
+    merged = merge_files(args.merge)
+    doc = merged.document()
     render_rows(doc["rows"], console)
     options.write_report_files(args, doc, console)
-    return 0
+    return options.EXIT_FAILURES if merged.failed else 0
 
 
 def cmd_new_fixture(args: argparse.Namespace, console: Console) -> int:
     from ..scaffold import new_fixture
 
-    path = new_fixture(args.name, args.fixtures_dir or default_fixtures_dir(), force=args.force)
+    path = new_fixture(args.name, options.fixture_dirs(args)[0], force=args.force)
     console.print(f"created {path}")
     where = f" --fixtures-dir {args.fixtures_dir}" if args.fixtures_dir else ""
     console.print(f"run it through every consumer: tfinterop interop --fixture {args.name}{where}")

@@ -90,6 +90,10 @@ def add_parser(sub: Any) -> None:
         help="skip timing what one more --runtime adds to warm and first interop runs",
     )  # fmt: skip
     bench.add_argument(
+        "--no-sandbox-timing", dest="sandbox_timing", action="store_false",
+        help="skip timing what the consumer sandbox adds to a process start and a run",
+    )  # fmt: skip
+    bench.add_argument(
         "--gap-processes", type=int, default=4, metavar="N",
         help="processes per consumer, alternating, for the per-run p50 difference on "
         "microsecond-scale cells (registry PER_RUN_GAPS; default 4, 0: skip)",
@@ -124,6 +128,7 @@ def bench_settings(args: argparse.Namespace) -> BenchSettings:
         check_runs=args.check_runs,
         locate_timing=args.locate_timing,
         runtime_timing=args.runtime_timing,
+        sandbox_timing=args.sandbox_timing,
         gap_processes=args.gap_processes,
     )
 

@@ -22,7 +22,6 @@ from ..check import (
 from ..consumers import Consumer
 from ..errors import UserError
 from ..fixtures import Tolerance
-from ..paths import default_fixtures_dir
 from . import options as cli_options
 
 
@@ -93,7 +92,11 @@ def options_from_args(args: Any) -> CheckOptions:
         shapes=shapes,
         ranges=ranges,
         examples=[FeatureSpec.parse(text) for text in args.example or []],
-        tolerance=Tolerance(atol=args.atol, rtol=args.rtol),
+        # None: not given and no project tolerance applied (apply_project fills them in).
+        tolerance=Tolerance(
+            atol=DEFAULT_TOLERANCE.atol if args.atol is None else args.atol,
+            rtol=DEFAULT_TOLERANCE.rtol if args.rtol is None else args.rtol,
+        ),
         python_loader=args.python_loader,
     )
 
@@ -138,8 +141,17 @@ def add_arguments(parser: Any) -> None:
         help="string inputs become serialized tf.Example with this feature (float|int|bytes)",
     )
     compare = parser.add_argument_group("comparison")
-    compare.add_argument("--atol", type=float, default=DEFAULT_TOLERANCE.atol)
-    compare.add_argument("--rtol", type=float, default=DEFAULT_TOLERANCE.rtol)
+    compare.add_argument(
+        "--atol", type=float, default=None,
+        help="absolute tolerance: |actual - expected| <= atol + rtol * |expected| "
+        f"(default: the project's [tool.tfinterop] tolerance, else {DEFAULT_TOLERANCE.atol:g})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--rtol", type=float, default=None,
+        help="relative tolerance (default: the project's tolerance, else "
+        f"{DEFAULT_TOLERANCE.rtol:g})",
+    )  # fmt: skip
+    parser.set_defaults(project_atol=DEFAULT_TOLERANCE.atol, project_rtol=DEFAULT_TOLERANCE.rtol)
     run = parser.add_argument_group("running")
     run.add_argument(
         "--consumer", "-c", action="append", dest="consumers", metavar="NAME",
@@ -168,6 +180,7 @@ def add_arguments(parser: Any) -> None:
     run.add_argument("--onednn", choices=("0", "1"), default=None)
     run.add_argument("--no-build", action="store_true", help="use the consumers as built")
     cli_options.runtime_option(run)
+    cli_options.sandbox_options(run, default=True)
     run.add_argument(
         "--work-dir", type=Path, default=None, help="working files (default: build/check/)"
     )
@@ -194,9 +207,28 @@ def _build(consumers: list[Consumer], build_dir: Path, console: Any) -> dict[str
     return failures
 
 
+def _sandbox_note(record: dict[str, Any]) -> str:
+    limits = record["limits"]
+    shown = ", ".join(
+        f"{name} {value}{unit}"
+        for name, value, unit in (
+            ("memory", limits["memory_mib"], " MiB"),
+            ("CPU", limits["cpu_s"], " s"),
+            ("output", limits["output_mib"], " MiB"),
+        )
+        if value is not None
+    )
+    where = (
+        f"each consumer ran in {record['tool']} (no network, only its run directory writable)"
+        if record["enabled"]
+        else "none (--no-sandbox): the consumers ran with your rights"
+    )
+    return f"{where}; limits per process: {shown or 'none'}"
+
+
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     environment = cli_options.apply_environment(args.onednn)
-    fixtures_dir = args.fixtures_dir or default_fixtures_dir()
+    fixtures_dir = cli_options.fixture_dirs(args)[0]
     from rich.text import Text
 
     from ..pipeline.cells import FAILING
@@ -222,6 +254,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     for line in notes(result):
         head, _, rest = line.partition(": ")
         console.print(Text(f"{head}: ", style="dim") + Text(rest))
+    console.print(Text("sandbox: ", style="dim") + Text(_sandbox_note(settings.sandbox.as_dict())))
     doc = document(
         result.cells,
         environment_record(settings, result.consumer_info),

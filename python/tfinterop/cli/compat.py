@@ -74,7 +74,7 @@ def model_options(text: str, build_dir: Path) -> CheckOptions:
 
 def cmd_compat(args: argparse.Namespace, console: Console) -> int:
     from ..compat import DEFAULT_RUNTIMES, CompatSettings, run_compat
-    from ..consumers import REFERENCE, RUNTIME_SWAP, by_name, on_runtimes
+    from ..consumers import ALL_CONSUMERS, REFERENCE, RUNTIME_SWAP, by_name, on_runtimes
     from ..report.matrix import render_matrix
     from ..runtimes import pinned_runtime, resolve_versions
 
@@ -83,7 +83,8 @@ def cmd_compat(args: argparse.Namespace, console: Console) -> int:
     if args.no_fixtures and not models:
         raise UserError("--no-fixtures without --model leaves nothing to run")
     chosen = by_name(args.consumers) if args.consumers else [
-        c for c in by_name(None) if c.supports(RUNTIME_SWAP) or c.supports(REFERENCE)
+        # Every binding, opt-in ones too: the matrix is where an alternative crate shows.
+        c for c in ALL_CONSUMERS if c.supports(RUNTIME_SWAP) or c.supports(REFERENCE)
     ]  # fmt: skip
     runtimes = resolve_versions(args.runtimes or [*DEFAULT_RUNTIMES, pinned_runtime()])
     settings = CompatSettings(

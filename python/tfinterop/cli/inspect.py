@@ -28,11 +28,30 @@ def add_parser(sub: Any) -> None:
         help="predict whether the model loads and runs on this tensorflow-cpu runtime's C API "
         "(its own op registry; repeatable; installed once into the user cache)",
     )
+    inspect_cmd.add_argument(
+        "--emit",
+        choices=("rust", "c"),
+        default=None,
+        help="print a minimal program (Rust: tensorflow crate 0.17; C: the C API) that loads "
+        "the model, feeds the signature's inputs zeros and prints every output",
+    )
+    inspect_cmd.add_argument(
+        "--signature", default=None, metavar="KEY", help="the signature --emit runs "
+        "(default: serving_default, or the model's only one)",
+    )  # fmt: skip
+    inspect_cmd.add_argument(
+        "--emit-dir", type=Path, default=None, metavar="DIR",
+        help="with --emit: write a buildable project there instead (Rust: Cargo.toml, "
+        "src/main.rs, .cargo/config.toml linking this environment's TensorFlow wheel; "
+        "C: main.c and a Makefile)",
+    )  # fmt: skip
     options.common(inspect_cmd)
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     options.apply_environment(None)
+    if args.emit or args.emit_dir or args.signature:
+        return _emit(args, console)
     import json
 
     from ..inspect import inspect_model, render
@@ -56,4 +75,30 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(inspection.as_dict(), indent=2, default=str))
     else:
         render(inspection, console)
+    return 0
+
+
+def _emit(args: argparse.Namespace, console: Console) -> int:
+    from ..errors import UserError
+    from ..inspect import inspect_model
+    from ..inspect.emit import emit
+
+    if args.emit is None:
+        raise UserError("--signature and --emit-dir go with --emit rust|c")
+    if args.json or args.runtimes:
+        raise UserError("--emit prints a program: it cannot go with --json or --runtime")
+    inspection = inspect_model(args.path, None)  # the program needs no kernel check
+    emitted = emit(inspection, args.emit, args.signature, directory=args.emit_dir)
+    if args.emit_dir is None:
+        print(emitted.main, end="")
+        return 0
+    try:
+        written = emitted.write(args.emit_dir)
+    except OSError as exc:
+        raise UserError(
+            f"--emit-dir {args.emit_dir}: cannot write there ({exc.strerror or exc})"
+        ) from None
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+    console.print(f"build and run: cd {args.emit_dir} && {emitted.language.run}", markup=False)
     return 0

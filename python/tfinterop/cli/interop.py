@@ -29,6 +29,7 @@ def add_parser(sub: Any) -> None:
         "(repeatable; the pinned version is the ordinary export)",
     )
     options.run_options(interop)
+    options.sandbox_options(interop, default=False)
     options.report_options(interop)
     options.common(interop)
 
@@ -52,13 +53,12 @@ def cmd_interop(args: argparse.Namespace, console: Console) -> int:
     )
     result = run_interop(settings, make_reporter())
     render_table(result.cells, console)
-    exporters = [e.version for e in settings.exporters]
+    extra: dict[str, Any] = {}
+    if exporters := [e.version for e in settings.exporters]:
+        extra["exporters"] = exporters
+    if args.shard:  # `report --merge` checks that every shard of the matrix is there
+        extra["shard"] = {"index": args.shard[0], "count": args.shard[1]}
     options.finish_run(
-        args,
-        console,
-        result.cells,
-        result.environment(),
-        result.timings,
-        {"exporters": exporters} if exporters else None,
+        args, console, result.cells, result.environment(), result.timings, extra or None
     )
     return options.EXIT_FAILURES if result.failed else 0

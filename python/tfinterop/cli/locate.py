@@ -18,7 +18,6 @@ from ..consumers import REFERENCE as REFERENCE_CAPABILITY
 from ..errors import UserError
 from ..fixtures import Tolerance
 from ..formats import FROZEN, TFLITE
-from ..paths import default_fixtures_dir
 from ..pipeline.settings import FixtureSelection, RunSettings
 from . import options
 
@@ -154,7 +153,8 @@ def _cell(args: argparse.Namespace, environment: dict[str, str]) -> Any:
     if args.format is None:
         raise UserError("--fixture needs --format (frozen, or saved_model via its frozen graph)")
     reference = first_with(REFERENCE_CAPABILITY)
-    selection = FixtureSelection(args.fixtures_dir or default_fixtures_dir(), [args.fixture])
+    first, *more = options.fixture_dirs(args)
+    selection = FixtureSelection(first, [args.fixture], more=more)
     exported = export_cases(selection, args.build_dir / "exports", [reference])
     if exported.cells:
         raise UserError(exported.cells[0].message)
@@ -303,7 +303,7 @@ def _fixture_arguments(args: argparse.Namespace) -> tuple[list[str], Path | None
         return [], None
     from ..fixtures import NAME_PATTERN
 
-    directory = args.fixtures_dir or default_fixtures_dir()
+    directory = options.fixture_dirs(args)[0]
     if not NAME_PATTERN.match(args.save_fixture):
         raise UserError(f"--save-fixture {args.save_fixture!r} must match {NAME_PATTERN.pattern}")
     if not directory.is_dir():

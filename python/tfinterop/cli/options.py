@@ -16,6 +16,16 @@ from ..errors import UserError
 from ..exporters import Exporter
 from ..paths import default_build_dir, default_fixtures_dir
 from ..pipeline.settings import FixtureSelection, RunSettings
+from ..project import ProjectConfig
+from ..sandbox import (
+    DEFAULT_MEMORY_FRACTION,
+    DEFAULT_OUTPUT_BYTES,
+    MIB,
+    Limits,
+    SandboxPolicy,
+    default_memory_bytes,
+    unavailable,
+)
 from ..tfenv import DEFAULT_CONSUMER_ENV
 
 EXIT_FAILURES = 1
@@ -87,6 +97,85 @@ def runtime_option(parser: Any, default: str = "the pinned wheel") -> None:
     )
 
 
+_SIZE_UNITS = {"": MIB, "K": 1 << 10, "M": MIB, "G": 1 << 30, "T": 1 << 40}
+
+
+def size(value: str) -> int | None:
+    """``512M``, ``4G``, ``2048`` (MiB); ``none`` or ``0``: no limit."""
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    if text in ("NONE", "0"):
+        return None
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    try:
+        number = float(text[: len(text) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512M or 4G (or none), got {value!r}"
+        ) from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"a size must be > 0 (or none), got {value!r}")
+    return int(number * _SIZE_UNITS[unit])
+
+
+def seconds_limit(value: str) -> int | None:
+    if value.strip().lower() in ("none", "0"):
+        return None
+    try:
+        return positive(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole seconds >= 1 (or none), got {value!r}"
+        ) from None
+
+
+def sandbox_options(parser: Any, *, default: bool) -> None:
+    """The consumer sandbox (on by default for ``check``: a model is a program) and the
+    per-process resource limits (sandbox.py)."""
+    if default:
+        parser.add_argument(
+            "--no-sandbox", dest="sandbox", action="store_false",
+            help="run the consumers with your full rights: file system, network (only for "
+            "models you trust; default: each consumer process in a bubblewrap sandbox)",
+        )  # fmt: skip
+    else:
+        parser.add_argument(
+            "--sandbox", action="store_true",
+            help="run each consumer process in a bubblewrap sandbox: no network, nothing "
+            "writable but its run directory, nothing of your home visible",
+        )  # fmt: skip
+    parser.set_defaults(sandbox_flag="--no-sandbox" if default else "--sandbox")
+    parser.add_argument(
+        "--memory-limit", type=size, default=default_memory_bytes(), metavar="SIZE",
+        help="data memory per consumer process, e.g. 2G (none: unlimited; default "
+        f"{DEFAULT_MEMORY_FRACTION:.0%} of RAM, {default_memory_bytes() / (1 << 30):.1f} GiB)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cpu-limit", type=seconds_limit, default=None, metavar="SECONDS",
+        help="CPU time per consumer process (default: none; --timeout bounds the wall time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output-limit", type=size, default=DEFAULT_OUTPUT_BYTES, metavar="SIZE",
+        help="bytes a consumer process may write (each file and its run directory; "
+        f"default {DEFAULT_OUTPUT_BYTES >> 30}G; none: unlimited)",
+    )  # fmt: skip
+
+
+def sandbox_policy(args: argparse.Namespace) -> SandboxPolicy:
+    """The sandbox and limits asked for; a sandbox this machine cannot make is refused."""
+    limits = Limits(args.memory_limit, args.cpu_limit, args.output_limit)
+    if args.sandbox:
+        problem = unavailable()
+        if problem:
+            hint = (
+                "pass --no-sandbox to run the consumers with your full rights (only for models "
+                "you trust)"
+                if args.sandbox_flag == "--no-sandbox"
+                else "run without --sandbox"
+            )
+            raise UserError(f"cannot run the consumers in a sandbox: {problem}; {hint}")
+    return SandboxPolicy(args.sandbox, limits)
+
+
 def run_options(parser: argparse.ArgumentParser) -> None:
     runtime_option(parser)
     parser.add_argument(
@@ -102,7 +191,9 @@ def run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="consumers",
         metavar="NAME",
-        help="only these consumers (" + ", ".join(c.name for c in ALL_CONSUMERS) + ")",
+        help="only these consumers (built in: "
+        + ", ".join(c.name for c in ALL_CONSUMERS)
+        + "; default: all but the opt-in ones, or the project's default-consumers)",
     )
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the machine-readable report here"
@@ -239,14 +330,70 @@ def run_settings(
     }
     if getattr(args, "jobs", None):
         values["jobs"] = args.jobs
+    if hasattr(args, "sandbox"):
+        values["sandbox"] = sandbox_policy(args)
     values.update(overrides)
     return RunSettings(**values)
 
 
+def fixture_dirs(args: argparse.Namespace) -> list[Path]:
+    """``--fixtures-dir``, else the project's ``fixtures``, else the built-in fixtures; the
+    first is where new fixtures are written."""
+    if getattr(args, "fixtures_dir", None):
+        return [args.fixtures_dir]
+    project: ProjectConfig = getattr(args, "project", None) or ProjectConfig()
+    return project.fixtures or [default_fixtures_dir()]
+
+
 def fixture_selection(args: argparse.Namespace) -> FixtureSelection:
-    return FixtureSelection(
-        args.fixtures_dir or default_fixtures_dir(), args.fixtures, getattr(args, "shard", None)
-    )
+    first, *more = fixture_dirs(args)
+    return FixtureSelection(first, args.fixtures, getattr(args, "shard", None), more)
+
+
+def apply_project(args: argparse.Namespace, project: ProjectConfig) -> None:
+    """The project configuration's values for the options the command line left unset,
+    and where each setting came from (``args.origins``, shown by ``tfinterop env``)."""
+    args.project = project
+    origins: dict[str, str] = {}
+    if hasattr(args, "build_dir"):
+        if args.build_dir is not None:
+            origins["build-dir"] = "command line (--build-dir)"
+        elif project.build_dir is not None:
+            args.build_dir = project.build_dir
+            origins["build-dir"] = project.where("build-dir")
+        elif os.environ.get("TFINTEROP_BUILD_DIR"):
+            origins["build-dir"] = "environment (TFINTEROP_BUILD_DIR)"
+    if getattr(args, "fixtures_dir", None):
+        origins["fixtures"] = "command line (--fixtures-dir)"
+    elif project.fixtures:
+        origins["fixtures"] = project.where("fixtures")
+    for key, attribute, option, values in (
+        ("default-consumers", "consumers", "-c", project.default_consumers),
+        ("runtimes", "runtimes", "--runtime", project.runtimes),
+    ):
+        if not hasattr(args, attribute):
+            if values:  # this command has no such option: still the project's (for env)
+                origins[key] = project.where(key)
+            continue
+        if getattr(args, attribute):
+            origins[key] = f"command line ({option})"
+        elif values:
+            setattr(args, attribute, list(values))
+            origins[key] = project.where(key)
+    if project.atol is not None:
+        origins["tolerance"] = project.where("tolerance")
+    for key in ("atol", "rtol"):
+        if not hasattr(args, f"project_{key}"):
+            continue  # only commands whose --atol/--rtol default to the project's
+        given = getattr(args, key)
+        configured = getattr(project, key)
+        if given is not None:
+            origins["tolerance"] = f"command line (--{key})"
+        elif configured is not None:
+            setattr(args, key, configured)
+        else:
+            setattr(args, key, getattr(args, f"project_{key}"))
+    args.origins = origins
 
 
 def consumers(args: argparse.Namespace) -> list[Consumer]:

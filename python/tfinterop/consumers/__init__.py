@@ -1,13 +1,15 @@
 """The consumer registry: every program that speaks the contract, with its capabilities.
 
 Adding a consumer is one module here (its command, build and capabilities) and one entry in
-``ALL_CONSUMERS``; nothing else in the package names a consumer.
+``ALL_CONSUMERS``; nothing else in the package names a consumer. A project's own consumers
+(declared in its configuration, project.py) join them through ``register_project``.
 """
 
 from __future__ import annotations
 
 from ..errors import UserError
 from ..formats import FROZEN, SAVED_MODEL, TFLITE
+from ..project import ConsumerSpec
 from ..runtimes import Runtime
 from .base import (
     FETCHES_TENSORS,
@@ -35,7 +37,7 @@ __all__ = [
     "ALL_CONSUMERS", "FETCHES_TENSORS", "FETCHES_TFLITE_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
     "LEAK_CHECK", "LOCATE_TIMED", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "RUNTIME_SWAP", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
-    "buildable", "by_name", "first_with", "on_runtimes", "with_capability",
+    "buildable", "by_name", "first_with", "on_runtimes", "project_consumers", "register_project", "registered", "with_capability",
 ]  # fmt: skip
 
 ALL_CONSUMERS: tuple[Consumer, ...] = (
@@ -78,6 +80,7 @@ ALL_CONSUMERS: tuple[Consumer, ...] = (
                 RUNTIME_SWAP,
             }
         ),
+        opt_in=True,
         manifest="rust_consumer/crate-0.21",
         binary="tfinterop-rust-consumer-021",
         toolchain_key="tensorflow_crate (rust-0.21)",
@@ -124,16 +127,43 @@ measures on microsecond-scale cells over alternating processes (the Rust consume
 same C API as the C consumer: what it adds per run must stay within the limit)."""
 
 
+_PROJECT: list[Consumer] = []
+"""The project's own consumers (``[tool.tfinterop.consumer.NAME]``), once registered."""
+
+
+def register_project(specs: list[ConsumerSpec]) -> None:
+    """Make the project configuration's consumers the registry's project part (replacing
+    any registered before: one configuration per process at a time)."""
+    from .project import ProjectConsumer
+
+    taken = {c.name for c in ALL_CONSUMERS}
+    for spec in specs:
+        if spec.name in taken or "@" in spec.name:
+            raise UserError(
+                f"project consumer {spec.name!r}: the name of a built-in consumer, or with '@' "
+                "(reserved for runtimes); rename it"
+            )
+    _PROJECT[:] = [ProjectConsumer.from_spec(spec) for spec in specs]
+
+
+def project_consumers() -> tuple[Consumer, ...]:
+    """The project's own consumers registered now."""
+    return tuple(_PROJECT)
+
+
+def registered() -> tuple[Consumer, ...]:
+    """Every consumer: the built-in ones, then the project's."""
+    return (*ALL_CONSUMERS, *_PROJECT)
+
+
 def buildable(consumers: list[Consumer] | None = None) -> list[Consumer]:
     """The consumers (of ``consumers``, default all) that `tfinterop build` compiles."""
-    return [c for c in (ALL_CONSUMERS if consumers is None else consumers) if c.needs_build]
+    return [c for c in (registered() if consumers is None else consumers) if c.needs_build]
 
 
 def with_capability(capability: str, consumers: list[Consumer] | None = None) -> list[Consumer]:
     """The consumers (of ``consumers``, default all) that declare ``capability``."""
-    return [
-        c for c in (ALL_CONSUMERS if consumers is None else consumers) if c.supports(capability)
-    ]
+    return [c for c in (registered() if consumers is None else consumers) if c.supports(capability)]
 
 
 def first_with(capability: str) -> Consumer:
@@ -145,9 +175,10 @@ def first_with(capability: str) -> Consumer:
 
 
 def by_name(names: list[str] | None) -> list[Consumer]:
+    """The named consumers; none named: the default set (every consumer not ``opt_in``)."""
     if not names:
-        return list(ALL_CONSUMERS)
-    known = {c.name: c for c in ALL_CONSUMERS}
+        return [c for c in registered() if not c.opt_in]
+    known = {c.name: c for c in registered()}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(f"unknown consumer(s) {', '.join(unknown)}; available: {', '.join(known)}")

@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import formats
 from ..errors import UserError
 
 # Capabilities a consumer may declare. Fixtures ``require`` them; cells of consumers lacking
@@ -49,6 +50,15 @@ RUNTIME_SWAP = "runtime_swap"
 """Links the TensorFlow C API dynamically through a RUNPATH, so the same binary runs against
 another wheel's libraries with ``LD_LIBRARY_PATH`` (``--runtime VERSION``), no rebuild."""
 
+KNOWN_CAPABILITIES = frozenset(
+    {
+        *(RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT, OBJECT_GRAPH, FETCHES_TENSORS),
+        *(FETCHES_TFLITE_TENSORS, REFERENCE, INSTRUCTION_PROFILE, LEAK_CHECK, KERNEL_REGISTRY),
+        *(RUNTIME_SWAP, *formats.ALL),
+    }
+)
+"""Every capability a consumer may declare (a project consumer's are checked against it)."""
+
 
 class BuildError(UserError):
     exit_code = 3
@@ -71,6 +81,9 @@ class Consumer:
     name: str
     description: str
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    opt_in: bool = field(default=False, kw_only=True)  # keyword: subclasses add positionals
+    """Runs only when named (``-c NAME``) or in ``compat``'s matrix, not by default: an
+    alternative binding of another consumer's code (its build alone costs minutes cold)."""
 
     def command(self, build_dir: Path) -> list[str]:
         raise NotImplementedError

@@ -25,6 +25,7 @@ class OnRuntime(Consumer):
             base.capabilities - {KERNEL_REGISTRY},
             base,
             runtime,
+            opt_in=base.opt_in,
         )
 
     @property

@@ -2,7 +2,7 @@
 ``python -m tfinterop.export.worker`` in that TensorFlow's environment, with the driver's
 package on ``PYTHONPATH``.
 
-It reads one JSON request on stdin, ``{"fixtures_dir", "names", "exports_dir", "results"}``,
+It reads one JSON request on stdin, ``{"fixtures_dirs", "names", "exports_dir", "results"}``,
 exports the named fixtures one by one through the ordinary export cache, and appends one JSON
 line per fixture to ``results`` as it goes (``{"fixture", "ok", "directory" | "error"}``), so
 a crash keeps what was done. Before each fixture it writes ``MARKER NAME`` to stderr, and on a
@@ -27,7 +27,7 @@ def main() -> int:
 
     results = Path(request["results"])
     exports = Path(request["exports_dir"])
-    loaded = load_fixtures(Path(request["fixtures_dir"]), request["names"])
+    loaded = load_fixtures([Path(d) for d in request["fixtures_dirs"]], request["names"])
     with open(results, "a", encoding="utf-8") as out:
         for item in loaded:
             print(f"{MARKER} {item.name}", file=sys.stderr, flush=True)

@@ -543,7 +543,7 @@ def _isolate(
             problem = actual if isinstance(actual, str) else wanted
             isolated.verdict = f"could not be isolated: {problem}"
             continue
-        outcome = compare(mapping.tensor, actual, wanted, settings.tolerance)
+        outcome = compare(mapping.tensor, actual, wanted, settings.tolerance, diagnose=False)
         isolated.verdict = CARRIES_UPSTREAM if outcome.passed else COMPUTES_DIFFERENTLY
         isolated.max_abs, isolated.max_rel = outcome.max_abs, outcome.max_rel
         isolated.reference_files[mapping.tensor] = str(reference.file(mapping.tensor))
@@ -673,7 +673,9 @@ def locate_tflite(settings: LocateSettings, case: Case | None = None) -> LocateR
                     f"{who}'s value is unusable: {actual if isinstance(actual, str) else expected}"
                 )
             else:
-                outcome = compare(mapping.tensor, actual, expected, settings.tolerance)
+                outcome = compare(
+                    mapping.tensor, actual, expected, settings.tolerance, diagnose=False
+                )
                 comparison.passed = outcome.passed
                 comparison.max_abs, comparison.max_rel = outcome.max_abs, outcome.max_rel
                 if not outcome.passed and outcome.max_abs is None:

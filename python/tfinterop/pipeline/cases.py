@@ -127,7 +127,7 @@ def selected_fixtures(selection: FixtureSelection) -> list[Fixture | BrokenFixtu
     """The fixtures a selection names (all in its directory by default), its shard only."""
     from ..fixtures import load_fixtures, shard_fixtures
 
-    loaded = load_fixtures(selection.directory, selection.names)
+    loaded = load_fixtures(selection.directories, selection.names)
     return shard_fixtures(loaded, *selection.shard) if selection.shard else loaded
 
 

@@ -32,6 +32,7 @@ def environment_record(settings: RunSettings, runs: dict[str, dict[str, Any]]) -
         "threads": {"intra_op": settings.threads[0], "inter_op": settings.threads[1]},
         "toolchain": toolchain_record(),
         "consumers": runs,
+        "sandbox": settings.sandbox.as_dict(),
     }
 
 

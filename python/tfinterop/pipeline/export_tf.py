@@ -88,7 +88,7 @@ def export_cases_with(
             if item.name in manifests:
                 stage.done(item.name, "cached")
         if stale:
-            made, errors = _export_stale(exporter, selection.directory, stale, root, stage)
+            made, errors = _export_stale(exporter, selection.directories, stale, root, stage)
             manifests.update(made)
         stage.summary = (
             f"{len(fixtures) - len(stale)} cached, {len(stale) - len(errors)} exported, "
@@ -104,7 +104,7 @@ def export_cases_with(
 
 
 def _export_stale(
-    exporter: Exporter, fixtures_dir: Path, stale: list[Fixture], root: Path, stage: Stage
+    exporter: Exporter, fixtures_dirs: list[Path], stale: list[Fixture], root: Path, stage: Stage
 ) -> tuple[dict[str, Manifest], dict[str, str]]:
     """Export ``stale`` in the exporter's environment: (manifests, errors) by fixture name."""
     names = [f.name for f in stale]
@@ -125,7 +125,7 @@ def _export_stale(
     with tempfile.TemporaryDirectory(prefix=".worker-", dir=root) as scratch:
         results = Path(scratch) / "results.jsonl"
         request = {
-            "fixtures_dir": str(fixtures_dir),
+            "fixtures_dirs": [str(d) for d in fixtures_dirs],
             "names": names,
             "exports_dir": str(root),
             "results": str(results),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from ..consumers import Consumer
 from ..contract import plan as plan_format
 from ..contract.records import ConsumerRecord, DoneRecord, JobRecord, RecordError, parse_line
 from ..process import ProcessFailure, child_environment, file_tail
+from ..sandbox import LimitFailure, SandboxPolicy, annotate_jobs, confine
+from ..sandbox import plan_paths as sandbox_paths
 from .cases import CaseRef, applicable, cell_expectation
 from .cells import Cell, apply_expectation
 from .compare import compare_job
@@ -73,8 +74,10 @@ def run_consumer(
     timeout_s: float,
     environment: dict[str, str],
     wrapper: Sequence[str] = (),
+    sandbox: SandboxPolicy | None = None,
 ) -> ConsumerRun:
-    """Run ``consumer`` over ``plan``; ``wrapper`` prefixes the command (e.g. a profiler)."""
+    """Run ``consumer`` over ``plan``; ``wrapper`` prefixes the command (e.g. a profiler);
+    ``sandbox`` confines it and limits its resources (sandbox.py)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     plan_path = work_dir / "plan.tsv"
     results_path = work_dir / "results.jsonl"
@@ -90,15 +93,24 @@ def run_consumer(
         str(results_path),
     ]
     run = ConsumerRun(consumer.name, command, plan=plan)
+    readable, writable = sandbox_paths(plan.jobs)
+    confined = confine(
+        command,
+        sandbox or SandboxPolicy(),
+        environment=child_environment({**environment, **consumer.process_environment()}),
+        work_dir=work_dir,
+        readable=readable,
+        writable=writable,
+    )
     started = time.perf_counter()
     with open(stderr_path, "wb") as stderr:
         try:
             process = subprocess.Popen(
-                command,
+                confined.command,
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                env=child_environment({**environment, **consumer.process_environment()}),
+                env=confined.environment,
                 start_new_session=True,  # so a timeout can kill the consumer's whole group
             )
         except OSError as exc:
@@ -106,20 +118,23 @@ def run_consumer(
                 command, None, False, f"cannot start: {exc.strerror}", timeout_s
             )
             return run
-        try:
-            returncode: int | None = process.wait(timeout=timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            returncode = process.wait()
-            timed_out = True
+        returncode, timed_out = confined.wait(process, timeout_s)
     run.wall_s = time.perf_counter() - started
     run.returncode = None if timed_out else returncode
     _read_results(run, results_path)
     _check_runtime(run, consumer)
-    if timed_out or returncode not in (0, 1):
-        run.failure = ProcessFailure(
-            command, returncode, timed_out, file_tail(stderr_path), timeout_s
+    annotate_jobs(run.jobs, confined)
+    limit = confined.explain(returncode, file_tail(stderr_path))
+    # A sandbox that could not be set up exits 1 before the consumer wrote anything.
+    unset = confined.sandboxed and returncode == 1 and not run.info and not run.jobs
+    if sandbox is not None:
+        run.info.update(confined.record())
+    if limit or timed_out or unset or returncode not in (0, 1):
+        tail = file_tail(stderr_path)
+        run.failure = (
+            LimitFailure(command, returncode, timed_out, tail, timeout_s, limit)
+            if limit and not timed_out
+            else ProcessFailure(command, returncode, timed_out, tail, timeout_s)
         )
     elif returncode == 1 and not any(job.status == "error" for job in run.jobs.values()):
         run.protocol_errors.append("exited 1 without reporting a failed job")
@@ -223,6 +238,7 @@ def run_consumers(
             settings.build_dir,
             timeout_s=settings.timeout_s,
             environment=settings.environment,
+            sandbox=settings.sandbox,
         )
         if on_done:
             on_done(run)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..consumers import Consumer
 from ..exporters import Exporter
+from ..sandbox import SandboxPolicy
 
 
 def default_jobs() -> int:
@@ -31,6 +32,9 @@ class RunSettings:
     build_failures: dict[str, str] = field(default_factory=dict)
     """Consumers whose build failed in this run, with the error: their cells report it instead
     of running a binary left by an earlier build, which would test stale code."""
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+    """Whether consumer processes run in the sandbox, and their resource limits (the
+    default: neither; the CLI's ``check`` sandboxes, ``interop --sandbox`` too)."""
 
     def unavailable(self, consumer: Consumer) -> str | None:
         """Why ``consumer`` cannot run now, or None."""
@@ -41,12 +45,19 @@ class RunSettings:
 
 @dataclass
 class FixtureSelection:
-    """Which fixtures a run covers: a directory of fixture files, optionally narrowed."""
+    """Which fixtures a run covers: a directory of fixture files (or several: a project's
+    ``fixtures = [...]``), optionally narrowed."""
 
     directory: Path
     names: list[str] | None = None
     shard: tuple[int, int] | None = None
     """(K, N): only the K-th of N deterministic slices (CI matrices)."""
+    more: list[Path] = field(default_factory=list)
+    """Further fixture directories, after ``directory`` (where new fixtures are written)."""
+
+    @property
+    def directories(self) -> list[Path]:
+        return [self.directory, *self.more]
 
 
 @dataclass

@@ -5,7 +5,8 @@ and Markdown summary (``write_markdown``) are all rendered from it, so ``tfinter
 RESULT.json`` re-renders any of them from a saved run.
 
 Modules: ``document`` (build, write, load, normalise), ``console``, ``junit``, ``markdown``,
-``html/`` (the page), ``output`` (``write_reports``: each requested rendering to its file).
+``html/`` (the page), ``output`` (``write_reports``: each requested rendering to its file),
+``merge`` (the saved results of a sharded run as one document: ``tfinterop report --merge``).
 """
 
 from __future__ import annotations

@@ -9,30 +9,36 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..pipeline.cells import FAILING, STATUSES, Cell
+from ..pipeline.cells import FAILING, STATUSES, Cell, CellOutcome
 
 REPORT_VERSION = 1
 # XML 1.0 cannot carry most control characters (a consumer's stderr tail may hold ANSI codes).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
+def summary(cells: Sequence[CellOutcome]) -> dict[str, Any]:
+    """Counts per status, the total and the verdict (no failing status)."""
+    counts = Counter(c.status for c in cells)
+    return {
+        **{s: counts[s] for s in STATUSES},
+        "total": len(cells),
+        "ok": not any(counts[s] for s in FAILING),
+    }
+
+
 def document(
     cells: list[Cell], environment: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    counts = Counter(c.status for c in cells)
     return {
         "report_version": REPORT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": environment,
-        "summary": {
-            **{s: counts[s] for s in STATUSES},
-            "total": len(cells),
-            "ok": not any(counts[s] for s in FAILING),
-        },
+        "summary": summary(cells),
         "comparison_rule": "|actual - expected| <= atol + rtol * |expected| (numpy isclose); "
         "NaN positions must match; integers, bools and strings exactly equal; shapes and dtypes exactly equal",
         "rows": [c.as_dict() for c in cells],

@@ -106,8 +106,13 @@ def _facts(environment: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(info, dict):
             binding = info.get("binding") or "?"
             tf_version = info.get("tf_version")
+            sandboxed = info.get("sandboxed")  # absent in reports from before the sandbox
+            where = "" if sandboxed is None else "; sandboxed" if sandboxed else "; not sandboxed"
             facts.append(
-                (f"consumer {name}", binding + (f"; TF {tf_version}" if tf_version else ""))
+                (
+                    f"consumer {name}",
+                    binding + (f"; TF {tf_version}" if tf_version else "") + where,
+                )
             )
     return facts
 

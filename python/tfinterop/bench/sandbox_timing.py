@@ -1,0 +1,169 @@
+"""``tfinterop bench``: what the consumer sandbox (and its resource limits) costs.
+
+Each consumer runs a trivial plan (``linear``'s frozen graph, else the first benched case) in
+``PAIRS`` pairs of fresh processes, one plain (no sandbox, no limits) and one as ``check``
+starts it (bubblewrap and the default limits), alternating which comes first so that drift
+in the machine's load hits both alike. Start overhead: the difference of each pair's process
+walls (median, min-max) against ``START_TARGET_S``; steady cost: the difference of the
+pair's p50 of the timed runs (the sandbox adds nothing to a run once the process started).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import consumers as registry
+from ..pipeline.cases import CaseRef, applicable
+from ..pipeline.plan import build_plan
+from ..pipeline.run import run_consumer
+from ..pipeline.settings import RunSettings
+from ..sandbox import Limits, SandboxPolicy, probe, unavailable
+from .render import write_measurement
+from .settings import BenchSettings
+
+PAIRS = 10
+REPEAT = 50
+WARMUP = 50
+START_TARGET_S = 0.050
+PREFERRED = ("linear", "frozen")
+
+
+def pick_case(refs: list[CaseRef]) -> CaseRef | None:
+    for ref in refs:
+        if (ref.fixture, ref.case.format) == PREFERRED:
+            return ref
+    return refs[0] if refs else None
+
+
+def _one(
+    consumer: registry.Consumer,
+    ref: CaseRef,
+    run_settings: RunSettings,
+    work: Path,
+    policy: SandboxPolicy,
+) -> tuple[float, float] | str:
+    """(process wall, p50 of the steady runs), or what went wrong."""
+    plan = build_plan(
+        consumer, [ref], work / "out", warmup=WARMUP, repeat=REPEAT, threads=run_settings.threads
+    )
+    run = run_consumer(
+        consumer, plan, work, run_settings.build_dir, timeout_s=run_settings.timeout_s,
+        environment=run_settings.environment, sandbox=policy,
+    )  # fmt: skip
+    record = run.jobs.get(ref.job_id)
+    if run.failure or record is None or not record.ok or not record.steady_s:
+        return run.problem() or (record.failure_text() if record else "no record")
+    return run.wall_s, float(np.percentile(record.steady_s, 50))
+
+
+def time_sandbox(
+    settings: BenchSettings, refs: list[CaseRef], run_settings: RunSettings, console: Any
+) -> dict[str, Any]:
+    problem = unavailable()
+    ref = pick_case(refs)
+    if problem or ref is None:
+        return {"skipped": problem or "no exported case"}
+    tool = probe().tool
+    assert tool is not None
+    plain = SandboxPolicy(False, Limits())
+    confined = SandboxPolicy(True, Limits.defaults())
+    work_root = settings.build_dir / "bench" / "sandbox"
+    figures: dict[str, Any] = {
+        "tool": f"{tool.name} {tool.version}",
+        "case": f"{ref.fixture}/{ref.case.format}/{ref.label}",
+        "pairs": PAIRS,
+        "repeat": REPEAT,
+        "warmup": WARMUP,
+        "start_target_s": START_TARGET_S,
+        "limits": confined.limits.as_dict(),
+        "consumers": {},
+    }
+    for consumer in registry.by_name(settings.consumers):
+        if not applicable(consumer, ref) or run_settings.unavailable(consumer):
+            continue
+        walls: dict[str, list[float]] = {"plain": [], "sandboxed": []}
+        p50s: dict[str, list[float]] = {"plain": [], "sandboxed": []}
+        error = None
+        for number in range(PAIRS):
+            order = ("plain", "sandboxed") if number % 2 == 0 else ("sandboxed", "plain")
+            console.print(f"[dim]sandbox timing: {consumer.name}, pair {number + 1}[/]")
+            for kind in order:
+                policy = confined if kind == "sandboxed" else plain
+                outcome = _one(
+                    consumer, ref, run_settings, work_root / consumer.name / kind, policy
+                )
+                if isinstance(outcome, str):
+                    error = f"{kind}: {outcome}"
+                    break
+                walls[kind].append(outcome[0])
+                p50s[kind].append(outcome[1])
+            if error:
+                break
+        if error:
+            figures["consumers"][consumer.name] = {"error": error}
+            continue
+        start = [s - p for s, p in zip(walls["sandboxed"], walls["plain"], strict=True)]
+        steady = [s - p for s, p in zip(p50s["sandboxed"], p50s["plain"], strict=True)]
+        figures["consumers"][consumer.name] = {
+            "walls_s": walls,
+            "p50_s": p50s,
+            "start_added_s": start,
+            "steady_added_s": steady,
+            "start_median_s": statistics.median(start),
+            "steady_median_s": statistics.median(steady),
+            "start_met": statistics.median(start) <= START_TARGET_S,
+        }
+    return figures
+
+
+def _ms(values: list[float]) -> str:
+    return (
+        f"{statistics.median(values) * 1e3:+.1f} ms "
+        f"(min {min(values) * 1e3:+.1f}, max {max(values) * 1e3:+.1f})"
+    )
+
+
+def _us(values: list[float]) -> str:
+    return (
+        f"{statistics.median(values) * 1e6:+.1f} µs "
+        f"(min {min(values) * 1e6:+.1f}, max {max(values) * 1e6:+.1f})"
+    )
+
+
+def sandbox_line(figures: dict[str, Any]) -> str:
+    if "skipped" in figures:
+        return f"sandbox cost: not measured ({figures['skipped']})."
+    limits = figures["limits"]
+    parts = []
+    for name, data in figures["consumers"].items():
+        if "error" in data:
+            parts.append(f"{name}: not measured ({data['error']})")
+            continue
+        met = "met" if data["start_met"] else "MISSED"
+        parts.append(
+            f"{name}: start {_ms(data['start_added_s'])} ({met}), "
+            f"steady p50 {_us(data['steady_added_s'])}"
+        )
+    return (
+        f"The consumer sandbox ({figures['tool']}, with the default limits: data "
+        f"{limits['memory_mib']} MiB, output {limits['output_mib']} MiB) against plain "
+        f"processes, on {figures['case']}, {figures['pairs']} alternating pairs of fresh "
+        f"processes per consumer ({figures['warmup']} warm-up and {figures['repeat']} timed "
+        f"runs each); added per process start (target ≤ "
+        f"{figures['start_target_s'] * 1e3:g} ms) and per steady run (pair differences, "
+        f"median, min-max): " + "; ".join(parts) + "."
+    )
+
+
+def run(
+    settings: BenchSettings, refs: list[CaseRef], run_settings: RunSettings, console: Any
+) -> dict[str, Any]:
+    figures = time_sandbox(settings, refs, run_settings, console)
+    line = sandbox_line(figures)
+    console.print(line, markup=False)
+    write_measurement(settings.write, "SANDBOX.md", "The consumer sandbox", "sandbox", line)
+    return figures
