@@ -232,12 +232,15 @@ def test_no_connection_leaves_the_sandbox(build_dir, tmp_path) -> None:
         cells = rows(report)
         for consumer in CONSUMERS:
             assert cells[consumer]["status"] == "error", cells[consumer]
-            assert "timed out" in cells[consumer]["message"], cells[consumer]
+            message = cells[consumer]["message"]
+            assert "timed out" in message and "sandboxed, without network" in message, message
 
         done, report = check(
             build_dir, tmp_path / "plain", model, "--timeout", "20", "--no-sandbox"
         )
         assert listener.connections, done.stdout + done.stderr
+        plain = rows(report)
+        assert not any("without network" in plain[c]["message"] for c in CONSUMERS), plain
     finally:
         listener.close()
 

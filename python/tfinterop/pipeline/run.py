@@ -131,9 +131,12 @@ def run_consumer(
         run.info.update(confined.record())
     if limit or timed_out or unset or returncode not in (0, 1):
         tail = file_tail(stderr_path)
+        if timed_out and confined.sandboxed:
+            # What it waited for is unknown; that nothing from outside could come is known.
+            limit = "wall-clock timeout (--timeout); it ran sandboxed, without network"
         run.failure = (
             LimitFailure(command, returncode, timed_out, tail, timeout_s, limit)
-            if limit and not timed_out
+            if limit
             else ProcessFailure(command, returncode, timed_out, tail, timeout_s)
         )
     elif returncode == 1 and not any(job.status == "error" for job in run.jobs.values()):
