@@ -30,12 +30,14 @@ failure hit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -268,24 +270,38 @@ class Confined:
     def wait(self, process: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, bool]:
         """Wait (killing the process group at the timeout or beyond the output size);
         returns the exit status (a signal as -N, also through bwrap's 128+N) and whether it
-        timed out."""
+        timed out. The end is seen at once (a blocking wait); a watcher thread enforces the
+        timeout and the output size, so neither adds polling latency to every process."""
         limit = self.policy.limits.output_bytes
         deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                returncode = process.wait(
-                    timeout=max(0.0, min(remaining, OUTPUT_POLL_S) if limit else remaining)
-                )
-                break
-            except subprocess.TimeoutExpired:
-                if remaining <= 0:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    return process.wait(), True
-                if limit and _total_size(self.watched) > limit:
+        ended = threading.Event()
+        timed_out = False
+
+        def watch() -> None:
+            nonlocal timed_out
+            while True:
+                remaining = deadline - time.monotonic()
+                if ended.wait(max(0.0, min(remaining, OUTPUT_POLL_S) if limit else remaining)):
+                    return
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                elif limit and _total_size(self.watched) > limit:
                     self.stopped = self.policy.limits.output_text()
+                else:
+                    continue
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                    return process.wait(), False
+                return
+
+        watcher = threading.Thread(target=watch, name="consumer-watch", daemon=True)
+        watcher.start()
+        try:
+            returncode = process.wait()
+        finally:
+            ended.set()
+            watcher.join()
+        if timed_out:
+            return returncode, True
         if self.sandboxed and returncode > 128:  # bwrap exits 128+N for a child killed by N
             try:
                 return -signal.Signals(returncode - 128).value, False
