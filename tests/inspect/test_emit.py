@@ -271,6 +271,23 @@ def test_emitted_rust_runs_a_real_world_model(run_cli, cargo_build, tmp_path) ->
     check_printed(run_rust(cargo_build(crate)), HALF_PLUS_TWO, None)
 
 
+@pytest.mark.parametrize("path", [HALF_PLUS_TWO, ADDITION], ids=["saved_model", "frozen"])
+def test_emitted_rust_is_rustfmt_clean(path: Path, run_cli) -> None:
+    """What a user's `cargo fmt --check` (or CI) would accept, as printed."""
+    rustfmt = shutil.which("rustfmt")
+    if rustfmt is None:
+        if os.environ.get("CI"):
+            pytest.fail("rustfmt is missing (rustup component add rustfmt; .ci/run does)")
+        pytest.skip("rustfmt is not installed")
+    result = run_cli("inspect", str(path), "--emit", "rust")
+    assert result.returncode == 0, result.stderr
+    check = subprocess.run(
+        [rustfmt, "--edition", "2021", "--check"],
+        input=result.stdout, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout[:3000]
+
+
 def test_emit_dir_links_the_crate_to_this_environments_wheel(run_cli, tmp_path) -> None:
     """The crate's own .cargo/config.toml overrides tensorflow-sys with the wheel's libraries
     (the build above uses the consumer's identical override, to share its target dir)."""

@@ -200,10 +200,26 @@ def emit(
     }
     environment = _environment()
     files = {
-        path: environment.get_template(template).render(context)
+        path: _formatted(path, environment.get_template(template).render(context))
         for path, template in chosen.files.items()
     }
     return Emitted(spec, chosen, files, toolchain["links"])
+
+
+def _formatted(path: str, source: str) -> str:
+    """Rust sources as ``rustfmt`` lays them out (what a user's `cargo fmt --check` wants),
+    when rustfmt is installed; otherwise as rendered (it compiles either way)."""
+    import shutil
+    import subprocess
+
+    rustfmt = shutil.which("rustfmt")
+    if not path.endswith(".rs") or rustfmt is None:
+        return source
+    done = subprocess.run(
+        [rustfmt, "--edition", "2021", "--emit", "stdout"],
+        input=source, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else source
 
 
 def _target_triple() -> str:
