@@ -34,9 +34,11 @@ def c_build_command(tf: TensorFlowInstall, sources: list[Path], output: Path) ->
 
 
 def c_binary(build_dir: Path, tf: TensorFlowInstall) -> Path:
-    """One C binary per TensorFlow wheel location (its rpath is absolute), so environments
-    built side by side (one per nox session) do not rebuild each other's."""
-    tag = hashlib.sha256(tf.library_dir.encode()).hexdigest()[:12]
+    """One C binary per TensorFlow wheel (distribution and version), shared by every
+    environment holding that wheel: projects using the per-user build cache, the nox
+    sessions. Its rpath names the environment that built it; every run puts the running
+    environment's wheel first on LD_LIBRARY_PATH (``process_environment``)."""
+    tag = hashlib.sha256(f"{tf.distribution}=={tf.version}".encode()).hexdigest()[:12]
     return build_dir / "c_consumer" / tag / C_BINARY
 
 
@@ -50,11 +52,22 @@ def build_c(name: str, build_dir: Path, *, force: bool = False) -> BuildOutcome:
     out_dir = c_binary(build_dir, tf).parent
     binary = out_dir / C_BINARY
     command = c_build_command(tf, sources, binary)
+    # Not the command itself: its -I/-L/-rpath paths differ per environment of one wheel.
     fingerprint = content_digest(
-        sources + headers, [*command, tool_version([c_compiler(), "--version"]), tf.version], root
+        sources + headers,
+        [*C_FLAGS, tool_version([c_compiler(), "--version"]), tf.distribution, tf.version],
+        root,
     )
     stamp = out_dir / "fingerprint"
-    if not force and binary.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+    built_by = out_dir / "rpath"  # rebuilt when the environment its rpath names is gone
+    if (
+        not force
+        and binary.exists()
+        and stamp.exists()
+        and stamp.read_text() == fingerprint
+        and built_by.exists()
+        and os.path.isdir(built_by.read_text())
+    ):
         return BuildOutcome(name, False, str(binary))
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +75,7 @@ def build_c(name: str, build_dir: Path, *, force: bool = False) -> BuildOutcome:
     run_build_step(c_build_command(tf, sources, temporary), "C consumer build")
     os.replace(temporary, binary)
     stamp.write_text(fingerprint)
+    built_by.write_text(tf.library_dir)
     return BuildOutcome(name, True, str(binary), time.perf_counter() - started, " ".join(command))
 
 
@@ -73,6 +87,12 @@ class CConsumer(Consumer):
 
     def command(self, build_dir: Path) -> list[str]:
         return [str(c_binary(build_dir, find_tensorflow()))]
+
+    def process_environment(self) -> dict[str, str]:
+        # The binary may have been built by another environment with the same wheel.
+        library = find_tensorflow().library_dir
+        inherited = os.environ.get("LD_LIBRARY_PATH")
+        return {"LD_LIBRARY_PATH": f"{library}:{inherited}" if inherited else library}
 
     def toolchain(self) -> dict[str, str | None]:
         return {"c_compiler": first_line([c_compiler(), "--version"])}

@@ -141,7 +141,7 @@ def dump_registry(build_dir: Path, runtime: Runtime | None = None) -> tuple[Path
         "--registered-kernels",
         str(kernels_tmp),
     ]
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = {**os.environ, **consumer.process_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     if bound is not None:
         environment.update(bound.environment())
     try:
