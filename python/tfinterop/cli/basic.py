@@ -182,7 +182,13 @@ def cmd_build(args: argparse.Namespace, console: Console) -> int:
             from ..consumers import BuildError
 
             raise BuildError(outcome.error)
-        state = f"built in {outcome.seconds:.1f}s" if outcome.built else "up to date"
+        state = (
+            "up to date"
+            if not outcome.built
+            else f"installed the shared build in {outcome.seconds:.1f}s"
+            if outcome.shared
+            else f"built in {outcome.seconds:.1f}s"
+        )
         console.print(f"{outcome.consumer} consumer: {state} ({outcome.path})")
     return 0
 

@@ -74,6 +74,8 @@ class BuildOutcome:
     detail: str = ""
     error: str = ""
     """Why the build failed (the pipeline's build step reports it instead of raising)."""
+    shared: bool = False
+    """Not compiled: installed from a build another environment made (the user cache)."""
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,14 @@ def build_rust(
         )
     started = time.perf_counter()
     wheel_dir = build_dir / "wheels" / binary_name
+    built = wheel_dir / "fingerprint"
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    if not force and len(wheels) == 1 and built.exists() and built.read_text() == fingerprint:
+        # Built already for another environment of the same layout and wheel (another
+        # project on the user cache): its relative rpath fits this one too; install it.
+        run_build_step(_installer(wheels[0]), f"installing the {name} consumer wheel")
+        stamp.write_text(fingerprint)
+        return BuildOutcome(name, True, str(binary), time.perf_counter() - started, shared=True)
     shutil.rmtree(wheel_dir, ignore_errors=True)
     # One target dir for every manifest: the dependencies they share are compiled once.
     environment = dict(os.environ, CARGO_TARGET_DIR=str((build_dir / "cargo-target").resolve()))
@@ -147,6 +155,7 @@ def build_rust(
         raise BuildError(f"maturin produced {len(wheels)} wheels in {wheel_dir}, expected 1")
     run_build_step(_installer(wheels[0]), f"installing the {name} consumer wheel")
     stamp.write_text(fingerprint)
+    built.write_text(fingerprint)
     return BuildOutcome(name, True, str(binary), time.perf_counter() - started)
 
 

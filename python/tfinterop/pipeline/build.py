@@ -56,7 +56,15 @@ def build_consumers(
         for outcome in build_each(
             build_dir, wanted, lambda name: stage.start(f"{name} consumer"), force=force
         ):
-            note = "FAILED" if outcome.error else "built" if outcome.built else "up to date"
+            note = (
+                "FAILED"
+                if outcome.error
+                else "shared build installed"
+                if outcome.shared
+                else "built"
+                if outcome.built
+                else "up to date"
+            )
             stage.done(f"{outcome.consumer} consumer", note)
             result.outcomes.append(outcome)
     result.seconds = time.perf_counter() - started
