@@ -147,7 +147,7 @@ def sandbox_options(parser: Any, *, default: bool) -> None:
     parser.add_argument(
         "--memory-limit", type=size, default=default_memory_bytes(), metavar="SIZE",
         help="data memory per consumer process, e.g. 2G (none: unlimited; default "
-        f"{DEFAULT_MEMORY_FRACTION:.0%} of RAM, {default_memory_bytes() / (1 << 30):.1f} GiB)",
+        f"{DEFAULT_MEMORY_FRACTION * 100:.0f}%% of RAM, {default_memory_bytes() / (1 << 30):.1f} GiB)",
     )  # fmt: skip
     parser.add_argument(
         "--cpu-limit", type=seconds_limit, default=None, metavar="SECONDS",
