@@ -199,6 +199,11 @@ class Signature:
     """Input key -> PNG file. The exporter decodes it with pillow (RGB, float32
     ``[1, H, W, 3]``, 0..255) into the input and ships the PNG, so consumers with the
     ``png_input`` capability decode it themselves (plan record ``image``)."""
+    photos: Mapping[str, str | Path] = field(default_factory=dict)
+    """Input key -> the photo the fixture made that input's array from (decoded, resized,
+    normalised with pillow, say: the reference's preprocessing). Consumers declaring
+    ``photo_input`` get the photo instead (plan record ``image``) and preprocess it with their
+    own code; the others get the array. The cell compares the two preprocessings."""
     frozen_function: Any = None
     """Freeze this function instead (same inputs and outputs), for state a GraphDef cannot
     hold as it is, e.g. a lookup table filled from an asset file."""

@@ -30,6 +30,9 @@ class TensorEntry:
     sha256: str = ""
     image: str = ""
     """Inputs only: a PNG (relative path) that decodes to ``file`` (see ``images.py``)."""
+    photo: str = ""
+    """Inputs only: the photo (relative path) the fixture preprocessed into ``file``
+    (``Signature.photos``), for consumers that preprocess it themselves (``photo_input``)."""
 
 
 @dataclass

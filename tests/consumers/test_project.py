@@ -123,3 +123,44 @@ def test_tfinterop_build_stops_at_a_failing_project_build(project: Path) -> None
     line = done.stderr.strip()
     assert len(line.splitlines()) == 1 and "unbuildable consumer build failed" in line
     assert "`sh -c" in line and "cannot find -lservice" in line
+
+
+def test_the_build_gets_what_this_machine_needs_and_the_run_finds_tensorflow(
+    tmp_path: Path,
+) -> None:
+    from tfinterop.consumers.project import ProjectConsumer
+    from tfinterop.paths import project_root
+    from tfinterop.project import ConsumerSpec
+    from tfinterop.tfenv import find_tensorflow
+
+    spec = ConsumerSpec(
+        "mine", ("bin/mine",), frozenset({"frozen"}), tmp_path,
+        build=("sh", "-c", "env > seen.txt"),
+    )  # fmt: skip
+    consumer = ProjectConsumer.from_spec(spec)
+    outcome = consumer.build(tmp_path / "build")
+    assert outcome.built and outcome.path == str(tmp_path / "bin" / "mine")
+    seen = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "seen.txt").read_text().splitlines()
+        if "=" in line
+    )
+    tf = find_tensorflow()
+    assert seen["TFINTEROP_SOURCES"] == str(project_root())
+    assert seen["TFINTEROP_TF_LIBRARY_DIR"] == tf.library_dir
+    assert f"-L{tf.library_dir}" in seen["TFINTEROP_TF_LDFLAGS"]
+    assert f"-I{tf.include_dir}" in seen["TFINTEROP_TF_CFLAGS"]
+    config = Path(seen["TFINTEROP_CARGO_CONFIG"])
+    assert config.is_file() and "rustc-link-lib" in config.read_text()
+    library_path = consumer.process_environment()["LD_LIBRARY_PATH"]
+    assert library_path.split(os.pathsep)[0] == tf.library_dir
+
+
+def test_png_and_photo_input_exclude_each_other(tmp_path: Path) -> None:
+    from tfinterop.consumers.project import ProjectConsumer
+    from tfinterop.errors import UserError
+    from tfinterop.project import ConsumerSpec
+
+    spec = ConsumerSpec("both", ("x",), frozenset({"frozen", "png_input", "photo_input"}), tmp_path)
+    with pytest.raises(UserError, match="png_input and photo_input exclude each other"):
+        ProjectConsumer.from_spec(spec)

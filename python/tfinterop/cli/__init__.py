@@ -37,11 +37,13 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     locate.add_parser(sub)
     basic.add_new_fixture_parser(sub)
+    basic.add_new_consumer_parser(sub)
     return parser
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "new-fixture": basic.cmd_new_fixture,
+    "new-consumer": basic.cmd_new_consumer,
     "env": basic.cmd_env,
     "export": basic.cmd_export,
     "build": basic.cmd_build,

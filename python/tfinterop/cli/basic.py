@@ -1,4 +1,5 @@
-"""The small commands: ``env``, ``export``, ``build``, ``report``, ``new-fixture``."""
+"""The small commands: ``env``, ``export``, ``build``, ``report``, ``new-fixture``,
+``new-consumer``."""
 
 from __future__ import annotations
 
@@ -79,6 +80,29 @@ def add_new_fixture_parser(sub: Any) -> None:
         "--fixtures-dir", type=Path, default=None, help="where to write it (default: fixtures/)"
     )
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    new.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def add_new_consumer_parser(sub: Any) -> None:
+    from pathlib import Path
+
+    from ..newconsumer import LANGUAGES
+
+    new = sub.add_parser(
+        "new-consumer",
+        help="write a consumer program of your own (Rust or C) on the shipped contract code, "
+        "with a marked place for your inference code",
+    )
+    new.add_argument("language", metavar="LANGUAGE", help=f"one of {', '.join(LANGUAGES)}")
+    new.add_argument("name", metavar="NAME", help="the consumer's name (also its directory)")
+    new.add_argument("--dir", type=Path, default=None, help="where to write it (default: ./NAME)")
+    new.add_argument("--force", action="store_true", help="write into a non-empty directory")
+    new.add_argument(
+        "--register",
+        action="store_true",
+        help="append its [tool.tfinterop.consumer.NAME] table to the project configuration "
+        "(default: print it)",
+    )
     new.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
 
@@ -221,4 +245,26 @@ def cmd_new_fixture(args: argparse.Namespace, console: Console) -> int:
     console.print(f"created {path}")
     where = f" --fixtures-dir {args.fixtures_dir}" if args.fixtures_dir else ""
     console.print(f"run it through every consumer: tfinterop interop --fixture {args.name}{where}")
+    return 0
+
+
+def cmd_new_consumer(args: argparse.Namespace, console: Console) -> int:
+    from ..newconsumer import new_consumer
+
+    made = new_consumer(
+        args.language, args.name, args.dir, force=args.force, register=args.register
+    )
+    console.print(f"created {made.directory}", markup=False)
+    console.print(
+        f"your inference code goes in {made.directory / made.language.edit}", markup=False
+    )
+    if made.registered is not None:
+        console.print(f"registered in {made.registered}:", markup=False)
+    else:
+        console.print(f"add this to {made.config} (or rerun with --register):", markup=False)
+    console.print(made.table, markup=False, end="")
+    console.print(
+        f"then: tfinterop build -c {made.name}; tfinterop interop -c {made.name} -c python",
+        markup=False,
+    )
     return 0

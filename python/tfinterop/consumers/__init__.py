@@ -19,6 +19,7 @@ from .base import (
     LEAK_CHECK,
     NON_UTF8_STRINGS,
     OBJECT_GRAPH,
+    PHOTO_INPUT,
     PNG_INPUT,
     REFERENCE,
     RESOLVES_SIGNATURES,
@@ -35,7 +36,7 @@ from .tflite import TFLiteConsumer
 
 __all__ = [
     "ALL_CONSUMERS", "FETCHES_TENSORS", "FETCHES_TFLITE_TENSORS", "FROZEN", "INSTRUCTION_PROFILE", "KERNEL_REGISTRY", "LATENCY_RATIOS",
-    "LEAK_CHECK", "LOCATE_TIMED", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PNG_INPUT", "REFERENCE",
+    "LEAK_CHECK", "LOCATE_TIMED", "NON_UTF8_STRINGS", "OBJECT_GRAPH", "PER_RUN_GAPS", "PHOTO_INPUT", "PNG_INPUT", "REFERENCE",
     "RESOLVES_SIGNATURES", "RUNTIME_SWAP", "SAVED_MODEL", "TFLITE", "BuildError", "BuildOutcome", "Consumer",
     "buildable", "by_name", "first_with", "on_runtimes", "project_consumers", "register_project", "registered", "with_capability",
 ]  # fmt: skip

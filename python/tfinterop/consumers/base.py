@@ -21,6 +21,11 @@ NON_UTF8_STRINGS = "non_utf8_strings"
 """Reads and writes DT_STRING elements that are not valid UTF-8."""
 PNG_INPUT = "png_input"
 """Can decode a PNG into an NHWC float32 input itself (plan record ``image``)."""
+PHOTO_INPUT = "photo_input"
+"""Does its own preprocessing (decode, resize, normalise) of a photo a fixture declares for an
+input (``Signature.photos``): gets the photo (plan record ``image``) instead of the array the
+fixture preprocessed from it, so the cell compares the two preprocessings. Excludes
+``png_input`` (both arrive as ``image`` records)."""
 OBJECT_GRAPH = "object_graph"
 """Loads SavedModels through their SavedObjectGraph (``tf.saved_model.load``), restoring
 variables object by object, not through the MetaGraph's saver and init op (the C API
@@ -52,7 +57,8 @@ another wheel's libraries with ``LD_LIBRARY_PATH`` (``--runtime VERSION``), no r
 
 KNOWN_CAPABILITIES = frozenset(
     {
-        *(RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT, OBJECT_GRAPH, FETCHES_TENSORS),
+        *(RESOLVES_SIGNATURES, NON_UTF8_STRINGS, PNG_INPUT, PHOTO_INPUT, OBJECT_GRAPH),
+        FETCHES_TENSORS,
         *(FETCHES_TFLITE_TENSORS, REFERENCE, INSTRUCTION_PROFILE, LEAK_CHECK, KERNEL_REGISTRY),
         *(RUNTIME_SWAP, *formats.ALL),
     }

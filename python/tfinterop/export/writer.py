@@ -82,6 +82,7 @@ def export_fixture(fixture: Fixture, out: Path, key: str, environment: dict[str,
         references[signature_key] = {k: tensors.from_tensorflow(v) for k, v in reference.items()}
         input_entries[signature_key] = write_tensors(out, "inputs", signature_key, inputs)
         _ship_images(out, signature, input_entries[signature_key])
+        _ship_photos(fixture, out, signature_key, signature, input_entries[signature_key])
         output_entries[signature_key] = write_tensors(
             out, "reference", signature_key, references[signature_key]
         )
@@ -136,6 +137,27 @@ def _ship_images(out: Path, signature: Signature, entries: list[TensorEntry]) ->
             target = (out / entry.file).with_suffix(".png")
             shutil.copyfile(signature.images[entry.key], target)
             entry.image = str(target.relative_to(out))
+
+
+def _ship_photos(
+    fixture: Fixture, out: Path, key: str, signature: Signature, entries: list[TensorEntry]
+) -> None:
+    """Copy each photo next to the array the fixture preprocessed from it, for consumers that
+    preprocess it themselves; the array stays the input of every other consumer."""
+    strays = sorted(set(signature.photos) - set(signature.inputs))
+    if strays:
+        raise UserError(
+            f"fixture {fixture.name}: signature {key} gives photos for {strays} but no array "
+            "(inputs=) preprocessed from them"
+        )
+    for entry in entries:
+        if entry.key in signature.photos:
+            source = Path(signature.photos[entry.key])
+            if not source.is_file():
+                raise UserError(f"fixture {fixture.name}: photo {source} does not exist")
+            target = (out / entry.file).with_name(f"{Path(entry.file).stem}.photo{source.suffix}")
+            shutil.copyfile(source, target)
+            entry.photo = str(target.relative_to(out))
 
 
 def _concrete_function(fixture: Fixture, key: str, function: Any) -> Any:

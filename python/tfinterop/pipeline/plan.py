@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .. import tensors
-from ..consumers import PNG_INPUT, Consumer
+from ..consumers import PHOTO_INPUT, PNG_INPUT, Consumer
 from ..contract import plan as plan_format
+from ..manifest import TensorEntry
 from .cases import CaseRef, applicable, cell_expectation
 
 
@@ -39,14 +40,7 @@ def build_plan(
                 format=ref.case.format,
                 tags=ref.case.tags or ["serve"],
                 signature=ref.case.signature,
-                inputs=[
-                    # A consumer that decodes PNGs itself gets the image, the others its
-                    # pillow decoding (the .npy the reference was computed from).
-                    plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.image), True)
-                    if e.image and consumer.supports(PNG_INPUT)
-                    else plan_format.PlanTensor(e.key, e.tensor, str(ref.directory / e.file))
-                    for e in ref.case.inputs
-                ],
+                inputs=[_input(consumer, ref.directory, e) for e in ref.case.inputs],
                 outputs=[
                     plan_format.PlanTensor(e.key, e.tensor, str(job_dir / Path(e.file).name))
                     for e in ref.case.outputs
@@ -56,3 +50,13 @@ def build_plan(
             )
         )
     return plan
+
+
+def _input(consumer: Consumer, directory: Path, entry: TensorEntry) -> plan_format.PlanTensor:
+    """A consumer that decodes PNGs itself gets the image, one that preprocesses photos itself
+    the photo; the others the array the reference was computed from (pillow's decoding, the
+    fixture's preprocessing)."""
+    for path, capability in ((entry.image, PNG_INPUT), (entry.photo, PHOTO_INPUT)):
+        if path and consumer.supports(capability):
+            return plan_format.PlanTensor(entry.key, entry.tensor, str(directory / path), True)
+    return plan_format.PlanTensor(entry.key, entry.tensor, str(directory / entry.file))

@@ -84,8 +84,17 @@ def _saved_model_cases(
             inputs = _entries_for_signature(
                 fixture, signature_key, "input", signature_def.inputs, out
             )
-            images = {e.key: e.image for e in input_entries[signature_key] if e.image}
-            inputs = [TensorEntry(**{**e.__dict__, "image": images.get(e.key, "")}) for e in inputs]
+            given = {e.key: e for e in input_entries[signature_key]}
+            inputs = [
+                TensorEntry(
+                    **{
+                        **e.__dict__,
+                        "image": given[e.key].image if e.key in given else "",
+                        "photo": given[e.key].photo if e.key in given else "",
+                    }
+                )
+                for e in inputs
+            ]
             cases.append(
                 Case(
                     format=SAVED_MODEL,
