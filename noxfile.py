@@ -111,7 +111,7 @@ def build(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff and mypy on Python; cargo fmt --check and clippy -D warnings on Rust; the C build
     is -Werror."""
-    install_project(session, "tf,build,lint")
+    install_project(session, "tf,build,test,lint")  # mypy reads pytest for the plugin
     session.run("ruff", "check", "python", "tests", "fixtures", "noxfile.py")
     session.run("ruff", "format", "--check", "python", "tests", "fixtures", "noxfile.py")
     session.run("mypy")  # configured in pyproject.toml: the package, strict on our own code
