@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,6 +83,68 @@ def run_cli():
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@dataclass(frozen=True)
+class Installed:
+    """tfinterop as a user installs it: the wheel in a fresh venv outside the checkout."""
+
+    venv: Path
+    wheel: Path
+
+    def environment(self, cache: Path) -> dict[str, str]:
+        """A user's environment: this venv first on PATH, nothing of the checkout's
+        (virtualenv, PYTHONPATH, TFINTEROP_*, a cargo target dir), its own per-user cache."""
+        environment = {
+            k: v for k, v in _outside_environment().items()
+            if not k.startswith("TFINTEROP_") and k != "CARGO_TARGET_DIR"
+        }  # fmt: skip
+        environment["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
+        environment["TFINTEROP_CACHE_DIR"] = str(cache)
+        return environment
+
+
+def _outside_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+
+
+def _run_checked(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float = 3600
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{command}: {done.stdout[-4000:]}{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def run_checked():
+    """``run_checked(command, cwd, env)``: a process that must succeed, its output captured
+    (the failure message holds the command and the output's tail)."""
+    return _run_checked
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The wheel built from the sdist (so MANIFEST.in is exercised too), installed with its
+    [tf,build] extras and pytest into a fresh venv; uv links TensorFlow from its cache
+    (seconds, no copy). Built once per test process for every test that needs it."""
+    found = Path(sys.executable).parent / "uv"
+    uv = str(found) if found.is_file() else shutil.which("uv")
+    assert uv, "uv is part of the build extra (nox installs it)"
+    work = tmp_path_factory.mktemp("installed")
+    clean = _outside_environment()
+    _run_checked([uv, "build", "--quiet", "--out-dir", str(work / "dist"), str(ROOT)], work, clean)
+    (wheel,) = (work / "dist").glob("tfinterop-*.whl")
+    venv = work / "venv"
+    _run_checked([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], work, clean)
+    _run_checked(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+         f"{wheel}[tf,build]", "pytest"],
+        work, clean,
+    )  # fmt: skip
+    return Installed(venv, wheel)
 
 
 @pytest.fixture(scope="session")

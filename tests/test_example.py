@@ -6,10 +6,7 @@ Rust preprocessing (the image crate) against pillow's, within the drift its fixt
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,47 +18,18 @@ PLUGIN = ROOT / "python" / "tfinterop" / "pytest_plugin.py"
 pytestmark = pytest.mark.e2e
 
 
-def uv() -> str:
-    found = Path(sys.executable).parent / "uv"
-    program = str(found) if found.is_file() else shutil.which("uv")
-    assert program, "uv is part of the build extra (nox installs it)"
-    return program
-
-
-def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600, check=False
-    )
-    assert done.returncode == 0, f"{command}: {done.stdout[-4000:]}{done.stderr[-4000:]}"
-    return done
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, build_dir: Path) -> tuple[Path, dict]:
-    """The wheel (with its [tf,build] extras and pytest) in a fresh venv, and a copy of the
-    example with the environment its user would have."""
+def project(installed, tmp_path_factory: pytest.TempPathFactory, build_dir: Path):
+    """A copy of the example outside the checkout, with the environment its user would have
+    (the installed wheel first on PATH)."""
     work = tmp_path_factory.mktemp("example")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
-    run([uv(), "build", "--quiet", "--out-dir", str(work / "dist"), str(ROOT)], work, clean)
-    (wheel,) = (work / "dist").glob("tfinterop-*.whl")
-    venv = work / "venv"
-    run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], work, clean)
-    run(
-        [uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         f"{wheel}[tf,build]", "pytest"],
-        work, clean,
-    )  # fmt: skip
     copy = work / "photo-service"
     shutil.copytree(
         EXAMPLE,
         copy,
         ignore=shutil.ignore_patterns("target", "bin", ".tfinterop-rust", "__pycache__"),
     )
-    environment = {
-        k: v for k, v in clean.items() if not k.startswith("TFINTEROP_") and k != "CARGO_TARGET_DIR"
-    }
-    environment["PATH"] = f"{venv / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
-    environment["TFINTEROP_CACHE_DIR"] = str(work / "cache")
+    environment = installed.environment(work / "cache")
     # Kept between runs, apart from the checkout's: a build dir (exports, and the cargo config
     # whose link dir is part of cargo's fingerprint of tensorflow-sys) and a cargo target dir
     # (the service's build.sh honours CARGO_TARGET_DIR). Sharing the checkout's target dir
@@ -72,14 +40,16 @@ def project(tmp_path_factory: pytest.TempPathFactory, build_dir: Path) -> tuple[
     return copy, environment
 
 
-def test_build_interop_check_and_pytest_in_the_example(project: tuple[Path, dict]) -> None:
+def test_build_interop_check_and_pytest_in_the_example(project, run_checked) -> None:
     directory, environment = project
-    built = run(["tfinterop", "build"], directory, environment).stdout
+    built = run_checked(["tfinterop", "build"], directory, environment).stdout
     assert "photo-service consumer: built" in built, built
     assert (directory / "service" / "bin" / "photo-service").is_file()
 
     report = directory / "interop.json"
-    run(["tfinterop", "interop", "--repeat", "1", "--json", str(report)], directory, environment)
+    run_checked(
+        ["tfinterop", "interop", "--repeat", "1", "--json", str(report)], directory, environment
+    )
     rows = {(r["format"], r["consumer"]): r for r in json.loads(report.read_text())["rows"]}
     assert set(rows) == {
         (fmt, consumer)
@@ -96,14 +66,14 @@ def test_build_interop_check_and_pytest_in_the_example(project: tuple[Path, dict
     # The exported model itself, with check's own inputs (arrays: no photo, no drift).
     model = Path(environment["TFINTEROP_BUILD_DIR"]) / "exports" / "classifier" / "saved_model"
     checked = directory / "check.json"
-    run(["tfinterop", "check", str(model), "--json", str(checked)], directory, environment)
+    run_checked(["tfinterop", "check", str(model), "--json", str(checked)], directory, environment)
     statuses = {(r["consumer"], r["status"]) for r in json.loads(checked.read_text())["rows"]}
     assert statuses == {("python", "pass"), ("photo-service", "pass")}, statuses
 
     if not PLUGIN.is_file():
         pytest.skip("the pytest plugin (python/tfinterop/pytest_plugin.py) is not there yet")
     junit = directory / "cells.xml"
-    done = run(
+    done = run_checked(
         ["python", "-m", "pytest", "--tfinterop", "models", "-p", "no:cacheprovider", "-v",
          f"--junitxml={junit}"],
         directory, environment,

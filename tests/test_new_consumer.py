@@ -67,12 +67,14 @@ def test_scaffolded_consumers_pass_out_of_the_box(project: Path, build_dir: Path
     for language in LANGUAGES:  # built where the table says, from the user's tree
         assert (project / f"my-{language}" / "bin" / f"my-{language}").is_file()
     # Each program names itself in its consumer record (the report's environment).
-    version = subprocess.run(
-        [str(project / "my-c" / "bin" / "my-c"), "--version"],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "LD_LIBRARY_PATH": _tf_library_dir()},
-    )  # fmt: skip
-    assert json.loads(version.stdout)["name"] == "my-c", version.stderr
+    for language in LANGUAGES:
+        name = f"my-{language}"
+        version = subprocess.run(
+            [str(project / name / "bin" / name), "--version"],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "LD_LIBRARY_PATH": _tf_library_dir()},
+        )  # fmt: skip
+        assert json.loads(version.stdout)["name"] == name, version.stderr
 
 
 def _tf_library_dir() -> str:

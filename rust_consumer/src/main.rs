@@ -1,7 +1,6 @@
 //! tfinterop Rust consumer: `--plan PLAN.tsv --results RESULTS.jsonl`,
 //! `--version`, or the one-job CLI shorthand (see docs/consumer-contract.md).
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -11,9 +10,10 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 use tfinterop_rust_consumer::panics;
-use tfinterop_rust_consumer::plan::{parse_plan, Plan, PLAN_HEADER};
+use tfinterop_rust_consumer::plan::{parse_plan, PLAN_HEADER};
 use tfinterop_rust_consumer::results::ResultsWriter;
-use tfinterop_rust_consumer::runner::{run_job, JobError, Stage};
+use tfinterop_rust_consumer::runner::run_job;
+use tfinterop_rust_consumer::service::run_plan;
 
 /// Runs TensorFlow models through the tensorflow crate for tfinterop.
 #[derive(Parser, Debug)]
@@ -123,38 +123,15 @@ fn main() -> ExitCode {
         },
         None => Box::new(io::stdout()),
     };
-    match run_plan(&plan, &tf_version, ResultsWriter::new(out)) {
+    let mut out = ResultsWriter::new(out);
+    let ran = out
+        .consumer(&tf_version)
+        .and_then(|()| run_plan(&plan, &mut out, run_job));
+    match ran {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => usage(format!("cannot write results: {e}")),
     }
-}
-
-/// Runs every job, writing records as it goes; returns the number of failed jobs.
-fn run_plan(plan: &Plan, tf_version: &str, mut out: ResultsWriter) -> io::Result<usize> {
-    out.consumer(tf_version)?;
-    let mut failed = 0;
-    for job in &plan.jobs {
-        let result = match &job.spec {
-            Err(msg) => Err(JobError {
-                stage: Stage::Plan,
-                message: msg.clone(),
-            }),
-            Ok(spec) => {
-                let stage = Cell::new(Stage::Load);
-                panics::catch(|| run_job(spec, plan.threads, &stage)).unwrap_or_else(|msg| {
-                    Err(JobError {
-                        stage: stage.get(),
-                        message: format!("internal panic: {msg}"),
-                    })
-                })
-            }
-        };
-        failed += usize::from(result.is_err());
-        out.job(&job.id, &result)?;
-    }
-    out.done(plan.jobs.len(), failed)?;
-    Ok(failed)
 }
 
 /// The shorthand is a one-job plan: render it as plan text so that it goes

@@ -17,7 +17,7 @@ pub const BINDING: &str = concat!("tensorflow crate ", env!("TFINTEROP_TENSORFLO
 #[derive(Serialize)]
 struct ConsumerRecord<'a> {
     record: &'static str,
-    name: &'static str,
+    name: &'a str,
     contract: u32,
     tf_version: &'a str,
     binding: &'static str,
@@ -66,10 +66,16 @@ impl ResultsWriter {
         self.out.flush()
     }
 
+    /// The consumer record of this build (the registry's name for it).
     pub fn consumer(&mut self, tf_version: &str) -> io::Result<()> {
+        self.consumer_named(CONSUMER_NAME, tf_version)
+    }
+
+    /// The consumer record of a program that reuses this contract code under its own name.
+    pub fn consumer_named(&mut self, name: &str, tf_version: &str) -> io::Result<()> {
         self.write(&ConsumerRecord {
             record: "consumer",
-            name: CONSUMER_NAME,
+            name,
             contract: CONTRACT_VERSION,
             tf_version,
             binding: BINDING,

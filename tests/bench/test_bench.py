@@ -127,7 +127,7 @@ def test_bench_runs_the_native_consumers_on_a_fixture(
         "bench", "-f", "linear", "-c", "c", "-c", "rust", "--repeat", "5", "--warmup", "1",
         "--build-dir", str(build_dir), "--no-build", "--no-interop-timing",
         "--no-check-timing", "--no-runtime-timing", "--no-profile-misses",
-        "--gap-processes", "0", "--json", str(report),
+        "--no-sandbox-timing", "--gap-processes", "0", "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(report.read_text())
@@ -325,7 +325,7 @@ def test_the_floor_is_a_lower_bound_of_a_real_interop_run(build_dir, tmp_path, r
         "--threads", "1,1", "--repeat", "1", "--warmup", "0", "--interop-jobs", "2",
         "--warm-runs", "2", "--build-dir", str(build_dir), "--no-build",
         "--no-profile-misses", "--no-check-timing", "--no-runtime-timing",
-        "--json", str(report),
+        "--no-sandbox-timing", "--no-locate-timing", "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     interop = json.loads(report.read_text())["interop"]
@@ -456,7 +456,7 @@ def test_bench_times_one_more_runtime(manifests, build_dir, tmp_path, run_cli) -
         "bench", "-f", "linear", "-c", "c", "--repeat", "1", "--warmup", "0",
         "--build-dir", str(build_dir), "--no-build", "--no-interop-timing",
         "--no-check-timing", "--no-profile-misses", "--gap-processes", "0",
-        "--check-runs", "1", "--json", str(report),
+        "--no-sandbox-timing", "--check-runs", "1", "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(report.read_text())["interop"]["runtime"]

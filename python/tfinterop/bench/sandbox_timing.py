@@ -1,7 +1,7 @@
 """``tfinterop bench``: what the consumer sandbox (and its resource limits) costs.
 
 Each consumer runs a trivial plan (``linear``'s frozen graph, else the first benched case) in
-``PAIRS`` pairs of fresh processes, one plain (no sandbox, no limits) and one as ``check``
+``--sandbox-pairs`` pairs of fresh processes, one plain (no sandbox, no limits) and one as ``check``
 starts it (bubblewrap and the default limits), alternating which comes first so that drift
 in the machine's load hits both alike. Start overhead: ``PROGRAM --help`` (the
 program starts and exits, no TensorFlow work) in ``START_PAIRS`` alternating pairs, the pair
@@ -31,7 +31,6 @@ from ..sandbox import Limits, SandboxPolicy, confine, probe, unavailable
 from .render import write_measurement
 from .settings import BenchSettings
 
-PAIRS = 10
 START_PAIRS = 30
 REPEAT = 50
 WARMUP = 50
@@ -112,7 +111,7 @@ def time_sandbox(
     figures: dict[str, Any] = {
         "tool": f"{tool.name} {tool.version}",
         "case": f"{ref.fixture}/{ref.case.format}/{ref.label}",
-        "pairs": PAIRS,
+        "pairs": settings.sandbox_pairs,
         "start_pairs": START_PAIRS,
         "repeat": REPEAT,
         "warmup": WARMUP,
@@ -130,7 +129,7 @@ def time_sandbox(
         walls: dict[str, list[float]] = {"plain": [], "sandboxed": []}
         p50s: dict[str, list[float]] = {"plain": [], "sandboxed": []}
         error = None
-        for number in range(PAIRS):
+        for number in range(settings.sandbox_pairs):
             order = ("plain", "sandboxed") if number % 2 == 0 else ("sandboxed", "plain")
             console.print(f"[dim]sandbox timing: {consumer.name}, pair {number + 1}[/]")
             for kind in order:

@@ -40,5 +40,7 @@ class BenchSettings:
     """Time what one more ``--runtime`` adds to a warm and a first run (runtime_timing.py)."""
     sandbox_timing: bool = True
     """Time what the consumer sandbox adds to a process start and a run (sandbox_timing.py)."""
+    sandbox_pairs: int = 10
+    """Alternating plain/sandboxed pairs of whole consumer processes timed per consumer."""
     gap_processes: int = 4
     """Processes per consumer for the per-run gap of µs-scale cells (0: not measured)."""

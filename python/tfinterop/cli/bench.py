@@ -94,6 +94,11 @@ def add_parser(sub: Any) -> None:
         help="skip timing what the consumer sandbox adds to a process start and a run",
     )  # fmt: skip
     bench.add_argument(
+        "--sandbox-pairs", type=options.positive, default=10, metavar="N",
+        help="alternating plain/sandboxed pairs of whole consumer processes timed per "
+        "consumer (default 10; the start alone is timed in 30 pairs of `PROGRAM --help`)",
+    )  # fmt: skip
+    bench.add_argument(
         "--gap-processes", type=int, default=4, metavar="N",
         help="processes per consumer, alternating, for the per-run p50 difference on "
         "microsecond-scale cells (registry PER_RUN_GAPS; default 4, 0: skip)",
@@ -129,6 +134,7 @@ def bench_settings(args: argparse.Namespace) -> BenchSettings:
         locate_timing=args.locate_timing,
         runtime_timing=args.runtime_timing,
         sandbox_timing=args.sandbox_timing,
+        sandbox_pairs=args.sandbox_pairs,
         gap_processes=args.gap_processes,
     )
 

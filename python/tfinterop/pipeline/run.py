@@ -124,7 +124,7 @@ def run_consumer(
     _read_results(run, results_path)
     _check_runtime(run, consumer)
     annotate_jobs(run.jobs, confined)
-    limit = confined.explain(returncode, file_tail(stderr_path))
+    limit = confined.explain(returncode, file_tail(stderr_path), jobs_reported=bool(run.jobs))
     # A sandbox that could not be set up exits 1 before the consumer wrote anything.
     unset = confined.sandboxed and returncode == 1 and not run.info and not run.jobs
     if sandbox is not None:

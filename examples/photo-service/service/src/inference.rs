@@ -6,8 +6,10 @@
 //! `tfinterop new-consumer rust photo-service`; only `preprocess` and its call in
 //! `Model::prepare` were written for the service, the rest is the scaffold's.
 //!
-//! tfinterop runs every job of its plan (one model, one signature) through these three
-//! functions, and compares the first run's outputs with TensorFlow's Python reference:
+//! tfinterop runs every job of its plan (one model, one signature) through the three
+//! functions of the `Inference` trait (`tfinterop_rust_consumer::service`), and compares the
+//! first run's outputs with TensorFlow's Python reference (`Feeds` is whatever `prepare`
+//! makes; here the input tensors):
 //!
 //! * `Model::load`    once per job, timed (`load_s`): load the model, find its tensors.
 //! * `Model::prepare` once per job, not timed: the feeds. The fixture declares the photo
@@ -25,6 +27,7 @@ use tensorflow::{
 };
 use tfinterop_rust_consumer::plan::{Format, InputSource, JobSpec, Threads};
 use tfinterop_rust_consumer::runner::config_proto;
+use tfinterop_rust_consumer::service::Inference;
 use tfinterop_rust_consumer::tensors::HostTensor;
 
 /// The model's input size.
@@ -58,8 +61,10 @@ pub struct Model {
     outputs: Vec<Port>,
 }
 
-impl Model {
-    pub fn load(job: &JobSpec, threads: Option<Threads>) -> Result<Model> {
+impl Inference for Model {
+    type Feeds = Vec<HostTensor>;
+
+    fn load(job: &JobSpec, threads: Option<Threads>) -> Result<Model> {
         let mut options = SessionOptions::new();
         let config = threads.map(config_proto).unwrap_or_default();
         if !config.is_empty() {
@@ -99,7 +104,7 @@ impl Model {
         Ok(Model { loaded, inputs, outputs })
     }
 
-    pub fn prepare(&self, job: &JobSpec) -> Result<Vec<HostTensor>> {
+    fn prepare(&self, job: &JobSpec) -> Result<Vec<HostTensor>> {
         job.inputs
             .iter()
             .zip(&self.inputs)
@@ -110,7 +115,7 @@ impl Model {
             .collect()
     }
 
-    pub fn run(&self, feeds: &[HostTensor]) -> Result<Vec<HostTensor>> {
+    fn run(&self, feeds: &Vec<HostTensor>) -> Result<Vec<HostTensor>> {
         let mut args = SessionRunArgs::new();
         for (tensor, port) in feeds.iter().zip(&self.inputs) {
             tensor.feed(&mut args, &port.op, port.index);
