@@ -107,9 +107,12 @@ def looping_model(path: Path) -> Path:
 
 @pytest.fixture
 def outside(build_dir) -> Iterator[Path]:
-    """A directory outside the run directory and outside /tmp (which the sandbox replaces
-    with a private one), owned by the test."""
-    root = build_dir / "test-sandbox"
+    """A directory outside the run directory and outside /tmp, owned by the test. The sandbox
+    replaces /tmp with a private tmpfs, so a build dir under /tmp (a checkout cloned there, as
+    CI's can be) would take writes there silently and discard them: use /var/tmp then."""
+    root = build_dir.resolve() / "test-sandbox"
+    if root.is_relative_to("/tmp") or root.is_relative_to(Path(tempfile.gettempdir()).resolve()):
+        root = Path("/var/tmp/tfinterop-test-sandbox")
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=root))
     yield path
