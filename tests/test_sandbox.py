@@ -111,7 +111,7 @@ def outside(build_dir) -> Iterator[Path]:
     replaces /tmp with a private tmpfs, so a build dir under /tmp (a checkout cloned there, as
     CI's can be) would take writes there silently and discard them: use /var/tmp then."""
     root = build_dir.resolve() / "test-sandbox"
-    if root.is_relative_to("/tmp") or root.is_relative_to(Path(tempfile.gettempdir()).resolve()):
+    if root.is_relative_to("/tmp"):  # the path sandbox.py mounts its tmpfs on
         root = Path("/var/tmp/tfinterop-test-sandbox")
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=root))

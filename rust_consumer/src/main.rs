@@ -13,7 +13,7 @@ use tfinterop_rust_consumer::panics;
 use tfinterop_rust_consumer::plan::{parse_plan, PLAN_HEADER};
 use tfinterop_rust_consumer::results::ResultsWriter;
 use tfinterop_rust_consumer::runner::run_job;
-use tfinterop_rust_consumer::service::run_plan;
+use tfinterop_rust_consumer::service::{self, run_plan};
 
 /// Runs TensorFlow models through the tensorflow crate for tfinterop.
 #[derive(Parser, Debug)]
@@ -56,13 +56,7 @@ struct Cli {
 
 /// Exit status 2 with one line on stderr.
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
-    let msg = msg.to_string();
-    eprintln!(
-        "{}: {}",
-        env!("CARGO_BIN_NAME"),
-        msg.lines().next().unwrap_or("")
-    );
-    ExitCode::from(2)
+    service::usage(env!("CARGO_BIN_NAME"), msg)
 }
 
 fn main() -> ExitCode {

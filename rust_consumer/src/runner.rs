@@ -12,7 +12,7 @@ use tensorflow::{
     Session, SessionOptions, SessionRunArgs,
 };
 
-use crate::plan::{canonical_tensor_name, Format, InputSource, JobSpec, Threads};
+use crate::plan::{canonical_tensor_name, Format, InputSource, JobSpec, OutputSpec, Threads};
 use crate::tensors::{read_png, HostTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,7 +50,7 @@ pub struct JobSuccess {
 }
 
 /// Attaches the stage (the one `run_job` is in) to any error.
-trait At<T> {
+pub(crate) trait At<T> {
     fn at(self, stage: Stage) -> Result<T, JobError>;
 }
 
@@ -199,19 +199,16 @@ pub fn run_job(
     let fetched = take_outputs(&mut args, &tokens, spec)?;
 
     stage.set(Stage::WriteOutput);
-    let mut records = Vec::with_capacity(fetched.len());
-    for ((spec_out, ep), t) in spec.outputs.iter().zip(&outputs).zip(&fetched) {
-        let what = format!("string output '{}'", spec_out.key);
-        t.write(Path::new(&spec_out.file), &what)
-            .at(Stage::WriteOutput)?;
-        records.push(OutputRecord {
-            key: spec_out.key.clone(),
-            tensor: ep.name.clone(),
-            dtype: t.dtype_name(),
-            shape: t.dims().to_vec(),
-            file: spec_out.file.clone(),
-        });
-    }
+    let records = spec
+        .outputs
+        .iter()
+        .zip(&outputs)
+        .zip(&fetched)
+        .map(|((wanted, ep), t)| {
+            let what = format!("string output '{}'", wanted.key);
+            write_output(wanted, ep.name.clone(), t, &what)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     drop(fetched);
 
     stage.set(Stage::Run);
@@ -231,6 +228,26 @@ pub fn run_job(
         first_run_s,
         steady_s,
         outputs: records,
+    })
+}
+
+/// Writes one output where the plan asks and makes its record; `tensor` is the graph tensor it
+/// was fetched from, `what` names it in an error.
+pub(crate) fn write_output(
+    wanted: &OutputSpec,
+    tensor: String,
+    value: &HostTensor,
+    what: &str,
+) -> Result<OutputRecord, JobError> {
+    value
+        .write(Path::new(&wanted.file), what)
+        .at(Stage::WriteOutput)?;
+    Ok(OutputRecord {
+        key: wanted.key.clone(),
+        tensor,
+        dtype: value.dtype_name(),
+        shape: value.dims().to_vec(),
+        file: wanted.file.clone(),
     })
 }
 

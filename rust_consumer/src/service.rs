@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::panics;
 use crate::plan::{parse_plan, JobSpec, Plan, Threads};
 use crate::results::ResultsWriter;
-use crate::runner::{JobError, JobSuccess, OutputRecord, Stage};
+use crate::runner::{write_output, At, JobError, JobSuccess, Stage};
 use crate::tensors::HostTensor;
 
 /// A consumer's own inference: the three steps tfinterop times and checks for every job.
@@ -61,7 +61,7 @@ pub fn run_plan(
 }
 
 /// Exit status 2 with one line on stderr (the contract's usage error).
-fn usage(name: &str, message: impl std::fmt::Display) -> ExitCode {
+pub fn usage(name: &str, message: impl std::fmt::Display) -> ExitCode {
     let message = message.to_string();
     eprintln!("{name}: {}", message.lines().next().unwrap_or(""));
     ExitCode::from(2)
@@ -129,14 +129,6 @@ fn run_plan_file<M: Inference>(
     }
 }
 
-/// Any error as the job's error at `stage`, with its context chain on one line.
-fn at<T>(result: anyhow::Result<T>, stage: Stage) -> Result<T, JobError> {
-    result.map_err(|e| JobError {
-        stage,
-        message: format!("{e:#}"),
-    })
-}
-
 /// One job: load (timed), prepare the feeds, the first run (timed, its outputs written),
 /// warm-up runs, timed runs (each run's outputs released outside the timer).
 fn run_job<M: Inference>(
@@ -146,15 +138,15 @@ fn run_job<M: Inference>(
 ) -> Result<JobSuccess, JobError> {
     stage.set(Stage::Load);
     let started = Instant::now();
-    let model = at(M::load(job, threads), Stage::Load)?;
+    let model = M::load(job, threads).at(Stage::Load)?;
     let load_s = started.elapsed().as_secs_f64();
 
     stage.set(Stage::ReadInput);
-    let feeds = at(model.prepare(job), Stage::ReadInput)?;
+    let feeds = model.prepare(job).at(Stage::ReadInput)?;
 
     stage.set(Stage::Run);
     let started = Instant::now();
-    let fetched = at(model.run(&feeds), Stage::Run)?;
+    let fetched = model.run(&feeds).at(Stage::Run)?;
     let first_run_s = started.elapsed().as_secs_f64();
 
     stage.set(Stage::WriteOutput);
@@ -168,32 +160,26 @@ fn run_job<M: Inference>(
             ),
         });
     }
-    let mut outputs = Vec::with_capacity(fetched.len());
-    for (wanted, tensor) in job.outputs.iter().zip(&fetched) {
-        let what = format!("output '{}'", wanted.key);
-        at(
-            tensor.write(Path::new(&wanted.file), &what),
-            Stage::WriteOutput,
-        )?;
-        outputs.push(OutputRecord {
-            key: wanted.key.clone(),
-            tensor: wanted.tensor.clone().unwrap_or_else(|| wanted.key.clone()),
-            dtype: tensor.dtype_name(),
-            shape: tensor.dims().to_vec(),
-            file: wanted.file.clone(),
-        });
-    }
+    let outputs = job
+        .outputs
+        .iter()
+        .zip(&fetched)
+        .map(|(wanted, value)| {
+            let tensor = wanted.tensor.clone().unwrap_or_else(|| wanted.key.clone());
+            write_output(wanted, tensor, value, &format!("output '{}'", wanted.key))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     drop(fetched);
 
     stage.set(Stage::Run);
     for _ in 0..job.warmup {
-        at(model.run(&feeds), Stage::Run)?;
+        model.run(&feeds).at(Stage::Run)?;
     }
     // `repeat` comes from the plan (up to u32::MAX): grow as the runs happen.
     let mut steady_s = Vec::with_capacity(job.repeat.min(1 << 16) as usize);
     for _ in 0..job.repeat {
         let started = Instant::now();
-        let fetched = at(model.run(&feeds), Stage::Run)?;
+        let fetched = model.run(&feeds).at(Stage::Run)?;
         steady_s.push(started.elapsed().as_secs_f64());
         drop(fetched);
     }
